@@ -75,3 +75,7 @@ fuzz:
 
 clean:
 	rm -rf build build-cross $(TEST_BIN) $(PROGRAMS) tests/fuzz_gguf tests/fuzz_tokenizer
+
+# Perplexity-by-position results for the README (results/); see tools/results.sh.
+results: $(PROGRAMS)
+	sh tools/results.sh
