@@ -32,6 +32,10 @@ tools/%: tools/%.c $(HDR)
 examples/%: examples/%.c $(HDR)
 	$(CC) $(STRICT) $(CFLAGS) $< -o $@ $(LDLIBS)
 
+# headers shared by the command-line programs
+tools/ropex-ppl tools/ropex-scale examples/generate: tools/rope_opts.h
+tools/ropex-ppl tests/test_ppl: tools/ppl_spec.h
+
 # ---- run: the main job on the bundled default model ----
 run: examples/generate
 	./examples/generate

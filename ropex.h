@@ -22,23 +22,23 @@
        #include "ropex.h"
    Elsewhere just #include "ropex.h". Link with -lm (and -pthread unless ROPEX_NO_THREADS).
 
-       ropex_model m; ropex_ctx ctx; ropex_ctx_config cc; ropex_sampler s;
-       int32_t ids[256]; int n, i, tok;
-       memset(&cc, 0, sizeof cc);                 // zero = defaults: the model's own RoPE settings
-       cc.rope.head_dim = 0;                      // or: copy m.hp.rope, change base/scaling/logn...
-       cc.kv_size = 4096; cc.n_sink = 4; cc.positions = ROPEX_POS_CACHE;   // stream forever
-       if (ropex_model_load_file(&m, "model.gguf", NULL) != ROPEX_OK) return 1;
-       if (ropex_ctx_create(&ctx, &m, &cc) != ROPEX_OK) return 1;
+       static ropex_model m;                       // large (per-layer tables): keep it off the stack
+       ropex_ctx ctx; ropex_ctx_config cc; ropex_sampler s; int32_t ids[256]; int n, i; char piece[64];
+       if (ropex_model_load_file(&m, "model.gguf", NULL) != ROPEX_OK) return 1;   // or .bin + tokenizer.bin
+       memset(&cc, 0, sizeof cc);                  // zero = defaults: the model's RoPE, its trained context
+       cc.kv_size = 512; cc.n_sink = 4; cc.positions = ROPEX_POS_CACHE;   // a ring: stream forever
+       // cc.rope = m.hp.rope; cc.rope.base = 40000; ...  to change RoPE at run time
+       if (ropex_ctx_create(&ctx, &m, &cc) != ROPEX_OK) return 1;         // or ropex_ctx_bytes + ropex_ctx_init
        ropex_tokenize(&m.vocab, "Once upon a time", 16, 1, ids, 256, &n, NULL);
-       ropex_eval(&ctx, ids, n, NULL, NULL);
+       ropex_eval(&ctx, ids, n, NULL, NULL);       // whole prompt; logits of the last token in ctx.logits
        ropex_sampler_init(&s, 0.8f, 40, 0.95f, 42);
-       for (i = 0, tok = ids[n-1]; i < 100; i++) {
-           int next = ropex_sample(&s, ctx.logits, m.hp.vocab_size, NULL);  // see ropex_sampler_work_bytes
-           ...print ropex_token_to_piece(&m.vocab, tok, next, buf, sizeof buf)...
-           tok = next; ropex_eval(&ctx, &tok, 1, NULL, NULL);
+       for (i = 0; i < 100; i++) {
+           int32_t next = ropex_sample(&s, ctx.logits, m.hp.vocab_size, NULL);
+           fwrite(piece, 1, ropex_token_to_piece(&m.vocab, ids[n-1], next, piece, 64), stdout);
+           ids[n-1] = next; ropex_eval(&ctx, &next, 1, NULL, NULL);
        }
        ropex_ctx_free(&ctx); ropex_model_free(&m);
-   examples/minimal.c is this program, complete; examples/generate.c the full command line.
+   examples/minimal.c is a complete program; examples/generate.c the full command line.
 
    CONFIGURATION MACROS (define before including the implementation)
    ----------------------------------------------------------------
@@ -51,6 +51,7 @@
    | ROPEX_NO_STDIO            | off         | no <stdio.h>, no file loading (load from memory)     |
    | ROPEX_NO_MALLOC           | off         | no heap at all: every buffer is caller memory        |
    | ROPEX_MALLOC(n)/ROPEX_FREE(p) | malloc/free | your allocator (define both or neither)         |
+   | ROPEX_NO_MMAP             | off         | read model files into the heap instead of mmap       |
    | ROPEX_ASSERT(x)           | no-op       | internal invariant checks (debug builds)             |
    SIMD is chosen at compile time from the compiler's macros: __AVX2__ + __FMA__ (x86-64, build with
    -mavx2 -mfma -mf16c), __ARM_NEON (armv7 and aarch64), __ARM_FEATURE_DOTPROD (e.g.
@@ -109,7 +110,12 @@
 
 #ifndef ROPEX_API
 #  ifdef ROPEX_STATIC
-#    define ROPEX_API static
+     /* a private copy per translation unit: functions the TU does not call are not warned about */
+#    if defined(__GNUC__) || defined(__clang__)
+#      define ROPEX_API static __attribute__((unused))
+#    else
+#      define ROPEX_API static
+#    endif
 #  else
 #    define ROPEX_API extern
 #  endif

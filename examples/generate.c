@@ -26,7 +26,7 @@
    distance the model sees stays inside the 512 it was trained on. --ignore-eos: a story model ends
    a story with BOS; the stream goes on into the next story. Edit this list to change the default.
    Why this setting (perplexity of stories260K on tests/data/tinystories_val_head.txt, 3072 tokens in
-   one stream, per 512-token bucket, D2's measurement): plain RoPE with a full cache 3.70 | 5.47 5.43
+   one stream, per 512-token bucket, measured with tools/ropex-ppl; the README's Results section has the full tables): plain RoPE with a full cache 3.70 | 5.47 5.43
    6.37 20.1 197; ring 512 + 4 sinks, cache positions 3.70 | 4.06 3.57 3.56 3.64 3.65; NTK alpha 4
    4.46 | 4.64 4.94 4.89 5.02 5.11; YaRN s=4 5.35 | 5.35 5.82 4.79 6.10 6.42; dynamic NTK 3.70 |
    4.92 4.67 4.99 5.51 6.16. */

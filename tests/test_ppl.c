@@ -55,6 +55,16 @@ static int dmodel_load(dmodel *d, const ropex_model *m)
     return bad ? -1 : 0;
 }
 
+static void dmodel_free(dmodel *d)
+{
+    int l;
+    free(d->emb.w); free(d->out.w); free(d->onorm.w);
+    for (l = 0; l < 16; l++) {
+        free(d->an[l].w); free(d->wq[l].w); free(d->wk[l].w); free(d->wv[l].w); free(d->wo[l].w);
+        free(d->fn[l].w); free(d->w1[l].w); free(d->w2[l].w); free(d->w3[l].w);
+    }
+}
+
 static void dmat_vec(const dmat *m, const double *x, double *y)
 {
     int r, c;
@@ -327,7 +337,7 @@ int main(void)
     CHECK(ropex_tokenize(&m.vocab, text, len, 1, ids, 4096, &n_ids, NULL) == ROPEX_OK && n_ids >= n,
           "tokenize the text (%d ids)", n_ids);
     free(text);
-    if (n_ids < n || !d.emb.w) { ropex_model_free(&m); return TEST_END("test_ppl"); }
+    if (n_ids < n || !d.emb.w) { dmodel_free(&d); ropex_model_free(&m); return TEST_END("test_ppl"); }
     CHECK(ids[0] == m.vocab.bos_id, "BOS first");
 
     memset(&base, 0, sizeof base);
@@ -378,6 +388,7 @@ int main(void)
         CHECK(sa > 1e-2, "plain and ntk:4 differ past the trained length (sum |dlogp| %.3g)", sa);
         (void)sb;
     }
+    dmodel_free(&d);
     ropex_model_free(&m);
     return TEST_END("test_ppl");
 }

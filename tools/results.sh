@@ -4,7 +4,8 @@
 # *.txt and results/RESULTS.md. Everything in the README "Results" section comes from here.
 #
 # Usage: sh tools/results.sh            (from the repository root; THREADS=N to change the default 2)
-# Runtime: about 5-8 minutes on 2 cores (x86-64, AVX2). Deterministic: reruns give the same numbers
+# Runtime: about 5 minutes of CPU time; 8-11 minutes wall measured on a busy shared 2-core x86-64
+# machine (AVX2) with THREADS=2. Deterministic: reruns give the same numbers
 # (bit-identical for any THREADS).
 #
 # Two runs per model, over the same text:
