@@ -344,7 +344,9 @@ static void test_matmul(int quick) {
         {1, 32, 1}, {1, 32, 3}, {13, 64, 1}, {13, 96, 5}, {8, 256, 1}, {37, 160, 7},
         {64, 512, 1}, {67, 320, 9}, {5, 33 * 32, 2}, {13, 10240, 1}, {37, 4096, 1},
         /* large enough (>= 131072 MACs) to be split across threads */
-        {200, 1024, 1}, {129, 256, 64}, {96, 4096, 4}};
+        {200, 1024, 1}, {129, 256, 64}, {96, 4096, 4},
+        /* 8-token tiles, then a 4-token tile, then single tokens; rows left over from 4-row tiles */
+        {22, 2048, 21}};
     int nshapes = quick ? 11 : (int)(sizeof shapes / sizeof shapes[0]);
     for (i = 1; i <= 4; i++) {
         ropex_threads *th = NULL;
