@@ -5000,7 +5000,7 @@ ROPEX_API int ropex_sample(ropex_sampler *s, const float *logits, int n_vocab, v
         c[i].logit = ropex__clean_logit(logits[i]);
         c[i].id = i;
         c[i].p = (float)exp((double)((c[i].logit - mx) * inv_t));
-        sum += c[i].p;
+        sum += (double)c[i].p;
     }
     n = n_vocab;
     k = s->top_k > 0 && s->top_k < n_vocab ? s->top_k : 0;
@@ -5009,30 +5009,30 @@ ROPEX_API int ropex_sample(ropex_sampler *s, const float *logits, int n_vocab, v
         n = k;
     } else if (s->top_p > 0.0f && s->top_p < 1.0f) {
         /* llama2.c's shortcut: a token below (1-p)/(n-1) of the mass can never be in the nucleus */
-        double thr = n_vocab > 1 ? (1.0 - s->top_p) / (double)(n_vocab - 1) * sum : 0.0;
+        double thr = n_vocab > 1 ? (1.0 - (double)s->top_p) / (double)(n_vocab - 1) * sum : 0.0;
         int m = 0;
-        for (i = 0; i < n_vocab; i++) if (c[i].p >= thr || c[i].id == best) c[m++] = c[i];
+        for (i = 0; i < n_vocab; i++) if ((double)c[i].p >= thr || c[i].id == best) c[m++] = c[i];
         ropex__cand_topk(c, m, m);
         n = m;
     }
     if (k || (s->top_p > 0.0f && s->top_p < 1.0f)) {
         double tot = 0.0;
-        for (i = 0; i < n; i++) tot += c[i].p;
+        for (i = 0; i < n; i++) tot += (double)c[i].p;
         if (s->top_p > 0.0f && s->top_p < 1.0f) {
             /* the nucleus is a share of the whole distribution (or of the top-k when both are on);
                the shortcut above dropped only tokens that cannot be in it */
             double lim = (double)s->top_p * (k ? tot : sum);
             acc = 0.0;
-            for (i = 0; i < n; i++) { acc += c[i].p; if (acc >= lim) { n = i + 1; break; } }
+            for (i = 0; i < n; i++) { acc += (double)c[i].p; if (acc >= lim) { n = i + 1; break; } }
             tot = 0.0;
-            for (i = 0; i < n; i++) tot += c[i].p;
+            for (i = 0; i < n; i++) tot += (double)c[i].p;
         }
         sum = tot;
     }
     r = ropex__rng_unit(&s->rng) * sum;
     acc = 0.0;
     best = c[n - 1].id;
-    for (i = 0; i < n; i++) { acc += c[i].p; if (r < acc) { best = c[i].id; break; } }
+    for (i = 0; i < n; i++) { acc += (double)c[i].p; if (r < acc) { best = c[i].id; break; } }
     if (owned) ropex__free(owned);
     return best;
 }

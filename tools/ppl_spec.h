@@ -25,6 +25,7 @@
    Without a stream term the cache holds every scored token (kv_size = N). */
 #ifndef ROPEX_PPL_SPEC_H
 #define ROPEX_PPL_SPEC_H
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,14 @@ static int ppl_keys_ok(const char *args, size_t alen, const char *keys, char *ba
     return 1;
 }
 
+/* Formats an error message; messages are truncated to the caller's buffer on purpose. */
+static void ppl_errf(char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
 /* Applies one spec to `base` (the command-line config; its rope holds the model's settings plus
    command-line options, train_base set). model_base is the model's own RoPE base; n_tokens the
    scored length (the cache size of settings without a ring). Returns 0, or -1 with a message. */
@@ -120,9 +129,9 @@ static int ppl_apply_spec(const char *spec, const ropex_ctx_config *base, double
     ropex_ctx_config c = *base;
     const char *msg = NULL;
     memset(out, 0, sizeof *out);
-    if (strlen(spec) >= sizeof out->spec) { snprintf(err, errcap, "spec too long: %s", spec); return -1; }
+    if (strlen(spec) >= sizeof out->spec) { ppl_errf(err, errcap, "spec too long: %.200s", spec); return -1; }
     strcpy(out->spec, spec);
-    if (!*p) { snprintf(err, errcap, "empty spec"); return -1; }
+    if (!*p) { ppl_errf(err, errcap, "empty spec"); return -1; }
     while (*p) {
         const char *end = strchr(p, '+'), *colon, *args = "";
         size_t tlen, nlen, alen = 0;
@@ -133,7 +142,7 @@ static int ppl_apply_spec(const char *spec, const ropex_ctx_config *base, double
         colon = (const char *)memchr(p, ':', tlen);
         nlen = colon ? (size_t)(colon - p) : tlen;
         if (colon) { args = colon + 1; alen = (size_t)(end - args); }
-#define PPL_BAD(what) do { snprintf(err, errcap, "bad term '%.*s' in spec '%s': %s", (int)tlen, p, spec, what); \
+#define PPL_BAD(what) do { ppl_errf(err, errcap, "bad term '%.*s' in spec '%.200s': %s", (int)tlen, p, spec, what); \
                            return -1; } while (0)
 #define PPL_NOARGS() do { if (colon) PPL_BAD("takes no argument"); } while (0)
 #define PPL_FACTOR(lo) do { if (!colon || ppl_num(args, alen, &v) != 0 || !(v >= (lo)) || v > 1e9) \
@@ -235,10 +244,10 @@ static int ppl_apply_spec(const char *spec, const ropex_ctx_config *base, double
 #undef PPL_NOARGS
 #undef PPL_FACTOR
         p = *end ? end + 1 : end;
-        if (*end && !*p) { snprintf(err, errcap, "spec '%s' ends with '+'", spec); return -1; }
+        if (*end && !*p) { ppl_errf(err, errcap, "spec '%.200s' ends with '+'", spec); return -1; }
     }
     if (ropex_rope_validate(&c.rope, &msg) != ROPEX_OK) {
-        snprintf(err, errcap, "spec '%s': %s", spec, msg ? msg : "invalid RoPE configuration");
+        ppl_errf(err, errcap, "spec '%.200s': %s", spec, msg ? msg : "invalid RoPE configuration");
         return -1;
     }
     out->cfg = c;
