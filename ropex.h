@@ -1336,6 +1336,16 @@ ROPEX__Q_INLINE float ropex__avx2_hsum4(__m128 v) {
     t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
     return _mm_cvtss_f32(t);
 }
+/* Writes a 2-row x 4-token tile: acc k holds [row a | row b] lanes of token k; y is token-major. */
+ROPEX__Q_INLINE void ropex__avx2_store_2x4(float *y, size_t ys, __m256 acc0, __m256 acc1, __m256 acc2, __m256 acc3) {
+    __m256 acc[4];
+    int k;
+    acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;
+    for (k = 0; k < 4; k++, y += ys) {
+        y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc[k]));
+        y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc[k], 1));
+    }
+}
 
 /* Q4_0, 4 rows x 1 token. Two rows share a register: [row a elements 0..15 | row b 0..15]
    as unsigned nibbles; maddubs against the broadcast activation halves, minus 8*x (aux), gives
@@ -1527,13 +1537,7 @@ static void ropex__q4_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q4_TOK(2, acc2);
         ROPEX__Q4_TOK(3, acc3);
     }
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1));
-    y += ys;
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1));
-    y += ys;
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc2)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc2, 1));
-    y += ys;
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc3)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc3, 1));
+    ropex__avx2_store_2x4(y, ys, acc0, acc1, acc2, acc3);
 }
 /* Q8_0 tiles use maddubs with the sign trick: |w| (unsigned, <= 128) times x carrying w's sign
    (|x| <= 127: activations are clamped to -127), so a pair sum is <= 32512 and never saturates.
@@ -1565,13 +1569,7 @@ static void ropex__q8_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q8_TOK(2, acc2);
         ROPEX__Q8_TOK(3, acc3);
     }
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1));
-    y += ys;
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1));
-    y += ys;
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc2)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc2, 1));
-    y += ys;
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc3)); y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc3, 1));
+    ropex__avx2_store_2x4(y, ys, acc0, acc1, acc2, acc3);
 }
 /* 2 rows x 8 tokens: the 2x4 kernels' per-token work (same lanes, same float order), with the
    weight unpacking and scale conversion shared by twice as many tokens. */

@@ -2,24 +2,11 @@
    spec with an independent walker, and hostile files (truncations, absurd fields, bad offsets,
    types, vocabularies) that must all fail cleanly. The ASan run catches any over-read. */
 #include "../ropex.h"
+#define TEST_FILE_HELPERS
 #include "test_util.h"
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    long n;
-    unsigned char *b;
-    *size = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END); n = ftell(f); fseek(f, 0, SEEK_SET);
-    b = (unsigned char *)malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) *size = (size_t)n;
-    return b;
-}
-static int quick(void) { const char *q = getenv("ROPEX_TEST_QUICK"); return q && *q && *q != '0'; }
 
 static uint32_t ld32(const unsigned char *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24); }
 static uint64_t ld64(const unsigned char *p) { return ld32(p) | ((uint64_t)ld32(p + 4) << 32); }

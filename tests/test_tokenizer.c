@@ -1,24 +1,11 @@
 /* Tokenizer (encode against llama2.c run.c's algorithm and known ids, round trips, byte fallback,
    unknown characters, decode rules) and sampler (greedy, top-k, top-p, temperature, seeds). */
 #include "../ropex.h"
+#define TEST_FILE_HELPERS
 #include "test_util.h"
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    long n;
-    unsigned char *b;
-    *size = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END); n = ftell(f); fseek(f, 0, SEEK_SET);
-    b = (unsigned char *)malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { *size = (size_t)n; b[n] = 0; }
-    return b;
-}
-static int quick(void) { const char *q = getenv("ROPEX_TEST_QUICK"); return q && *q && *q != '0'; }
 
 static int encode(const ropex_vocab *v, const char *s, size_t len, int bos, int32_t **ids) {
     int n = 0;
