@@ -155,7 +155,11 @@ typedef enum ropex_type {
     ROPEX_F32 = 0,
     ROPEX_F16 = 1,
     ROPEX_Q4_0 = 2,
-    ROPEX_Q8_0 = 8
+    ROPEX_Q8_0 = 8,
+    /* ropex-only layouts of Q4_0 / Q8_0 weights for the matrix kernels (ropex_repack); never
+       in a file, not accepted by ropex_quantize/ropex_dequantize or the GGUF writer. */
+    ROPEX_Q4_0_X8 = 0x102,
+    ROPEX_Q8_0_X8 = 0x108
 } ropex_type;
 
 #define ROPEX_QK 32  /* weights per Q4_0 / Q8_0 block */
@@ -179,7 +183,7 @@ ROPEX_API void ropex_threads_run(ropex_threads *th, ropex_task_fn fn, void *arg)
 /* Bytes of one row of n elements of type t; 0 if t is unknown or n is not a
    multiple of ROPEX_QK for a block type. */
 ROPEX_API size_t ropex_row_bytes(ropex_type t, size_t n);
-ROPEX_API const char *ropex_type_name(ropex_type t);   /* "f32", "f16", "q4_0", "q8_0" or NULL */
+ROPEX_API const char *ropex_type_name(ropex_type t);   /* "f32", "f16", "q4_0", "q8_0", "q4_0_x8", "q8_0_x8" or NULL */
 
 /* IEEE binary16 <-> binary32, round to nearest even; zero, subnormals, inf, NaN preserved. */
 ROPEX_API uint16_t ropex_fp32_to_fp16(float f);
@@ -194,6 +198,18 @@ ROPEX_API float ropex_fp16_to_fp32(uint16_t h);
    So a GGUF tensor is used as-is on any host (big-endian hosts need no conversion of weights). */
 ROPEX_API ropex_status ropex_quantize(ropex_type t, const float *x, void *dst, size_t n);
 ROPEX_API ropex_status ropex_dequantize(ropex_type t, const void *src, float *y, size_t n);
+
+/* Repacked weights: the same bytes as a Q4_0 / Q8_0 matrix (rows x cols, GGML layout),
+   rearranged so the SIMD kernels read 8 rows as one sequential stream: for each group of 8 rows
+   and each block column, the 8 fp16 scales (16 bytes) then the quants of rows k and k+4 side
+   by side (Q4_0: 4 x 32 bytes; Q8_0: 4 x (32 bytes of elements 0..15, 32 of 16..31)). Rows past
+   the last whole group keep the GGML layout at their usual offset, so the size is unchanged
+   (rows * ropex_row_bytes). Pass the result to ropex_matvec/ropex_matmul as ROPEX_Q4_0_X8 /
+   ROPEX_Q8_0_X8: every path gives the same bits as on the GGML layout. The AVX2 kernels read it
+   about 1.3x faster (no gather of scales, one stream per 8 rows); other builds compute it with
+   the scalar reference, so there use the GGML layout (ropex_model_repack does so by itself).
+   t: ROPEX_Q4_0 or ROPEX_Q8_0 (the source type); src and dst must not overlap. */
+ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, size_t cols, void *dst);
 
 /* ===================================================================== */
 /* >> matmul: y = W x for weights of any type                            */
@@ -505,6 +521,7 @@ typedef struct ropex_model {
     /* memory the model owns (freed by ropex_model_free) */
     void *file_data; size_t file_size; int file_owned;  /* whole file bytes (owned: 1 heap, 2 mmap) */
     void *aux; size_t aux_bytes; int aux_owned;          /* vocab tables (llama2.c: also the piece texts) */
+    void *pack; size_t pack_bytes;                        /* repacked matrices (ropex_model_repack) */
     const char *error;           /* detail of the last load error (static string) or NULL */
 } ropex_model;
 
@@ -533,6 +550,14 @@ ROPEX_API ropex_status ropex_model_load_llama2c_memory_ex(ropex_model *m, const 
 ROPEX_API ropex_status ropex_model_load_file(ropex_model *m, const char *path, const char *tokenizer_path);
 #endif
 ROPEX_API void ropex_model_free(ropex_model *m);
+/* Speed: copies the model's Q4_0/Q8_0 matrices (attention, feed-forward, and the classifier unless
+   it is the embedding table) into the repacked layout of ropex_repack, in one allocation the model
+   owns (their size in bytes: pack_bytes), and points the tensors there (types *_X8). Logits stay
+   bit-identical; decode reads Q4_0 weights about 1.3x faster with AVX2. Builds without repacked
+   kernels (all but AVX2 today) return ROPEX_OK and change nothing, so call it unconditionally
+   after loading. Afterwards ropex_gguf_write refuses the model (ROPEX_ERR_UNSUPPORTED). The file
+   bytes stay mapped (clean page cache the OS may drop). Needs malloc (else ROPEX_ERR_NOMEM). */
+ROPEX_API ropex_status ropex_model_repack(ropex_model *m);
 /* Optional detail for the last load error (static or model-owned string). */
 ROPEX_API const char *ropex_model_error(const ropex_model *m);
 
@@ -725,8 +750,10 @@ ROPEX_API const char *ropex_version(void) { return ROPEX_VERSION_STRING; }
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define ROPEX__Q_INLINE static __inline__ __attribute__((always_inline))
+#  define ROPEX__NOINLINE static __attribute__((noinline))
 #else
 #  define ROPEX__Q_INLINE static
+#  define ROPEX__NOINLINE static
 #endif
 
 /* ---- little-endian byte access (GGML data is little-endian on every host) ---- */
@@ -809,7 +836,8 @@ ROPEX_API size_t ropex_row_bytes(ropex_type t, size_t n) {
     case ROPEX_F32: return n > SIZE_MAX / 4 ? 0 : n * 4;
     case ROPEX_F16: return n > SIZE_MAX / 2 ? 0 : n * 2;
     case ROPEX_Q8_0: return (n % ROPEX_QK) ? 0 : (n / ROPEX_QK) * 34;
-    case ROPEX_Q4_0: return (n % ROPEX_QK) ? 0 : (n / ROPEX_QK) * 18;
+    case ROPEX_Q4_0: case ROPEX_Q4_0_X8: return (n % ROPEX_QK) ? 0 : (n / ROPEX_QK) * 18;
+    case ROPEX_Q8_0_X8: return (n % ROPEX_QK) ? 0 : (n / ROPEX_QK) * 34;
     }
     return 0;
 }
@@ -820,6 +848,8 @@ ROPEX_API const char *ropex_type_name(ropex_type t) {
     case ROPEX_F16: return "f16";
     case ROPEX_Q8_0: return "q8_0";
     case ROPEX_Q4_0: return "q4_0";
+    case ROPEX_Q8_0_X8: return "q8_0_x8";
+    case ROPEX_Q4_0_X8: return "q4_0_x8";
     }
     return NULL;
 }
@@ -828,6 +858,11 @@ static int ropex__type_ok(ropex_type t) {
     return t == ROPEX_F32 || t == ROPEX_F16 || t == ROPEX_Q8_0 || t == ROPEX_Q4_0;
 }
 static int ropex__is_block(ropex_type t) { return t == ROPEX_Q8_0 || t == ROPEX_Q4_0; }
+static int ropex__is_x8(ropex_type t) { return t == ROPEX_Q8_0_X8 || t == ROPEX_Q4_0_X8; }
+/* the GGML type whose blocks a repacked layout holds */
+static ropex_type ropex__base_type(ropex_type t) {
+    return t == ROPEX_Q4_0_X8 ? ROPEX_Q4_0 : t == ROPEX_Q8_0_X8 ? ROPEX_Q8_0 : t;
+}
 
 /* GGML quantize_row_q8_0_ref: d = amax/127, q = roundf(x/d) (ties away from zero). */
 static void ropex__quant_q8_0_block(const float *x, unsigned char *blk) {
@@ -890,6 +925,7 @@ ROPEX_API ropex_status ropex_quantize(ropex_type t, const float *x, void *dst, s
     case ROPEX_Q4_0:
         for (i = 0; i < n / 32; i++) ropex__quant_q4_0_block(x + 32 * i, o + 18 * i);
         break;
+    default: break;
     }
     return ROPEX_OK;
 }
@@ -926,7 +962,45 @@ ROPEX_API ropex_status ropex_dequantize(ropex_type t, const void *src, float *y,
             }
         }
         break;
+    default: break;
     }
+    return ROPEX_OK;
+}
+
+/* Where row k (0..7) of an 8-row group finds block b in the repacked layout (byte offsets
+   from the group's start): its scale, and its quants (Q8_0: elements 0..15, then 16..31 at +32). */
+static size_t ropex__x8_scale_at(ropex_type base, size_t b, int k) {
+    return (base == ROPEX_Q4_0 ? 144 : 272) * b + 2 * (size_t)k;
+}
+static size_t ropex__x8_quants_at(ropex_type base, size_t b, int k) {
+    return base == ROPEX_Q4_0 ? 144 * b + 16 + 32 * (size_t)(k & 3) + 16 * (size_t)(k >> 2)
+                              : 272 * b + 16 + 64 * (size_t)(k & 3) + 16 * (size_t)(k >> 2);
+}
+
+ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, size_t cols, void *dst) {
+    const unsigned char *in = (const unsigned char *)src;
+    unsigned char *out = (unsigned char *)dst;
+    size_t rb, nb, g, b, total;
+    int k;
+    if (!ropex__is_block(t) || !src || !dst || rows == 0 || cols == 0 || cols % ROPEX_QK) return ROPEX_ERR_ARG;
+    rb = ropex_row_bytes(t, cols);
+    if (rb == 0 || rows > SIZE_MAX / rb) return ROPEX_ERR_ARG;
+    total = rows * rb;
+    if (!(in + total <= out || out + total <= in)) return ROPEX_ERR_ARG;   /* overlap */
+    nb = cols / ROPEX_QK;
+    for (g = 0; g + 8 <= rows; g += 8) {
+        const unsigned char *gi = in + g * rb;
+        unsigned char *go = out + g * rb;
+        for (b = 0; b < nb; b++)
+            for (k = 0; k < 8; k++) {
+                const unsigned char *blk = gi + (size_t)k * rb + (t == ROPEX_Q4_0 ? 18 : 34) * b;
+                unsigned char *q = go + ropex__x8_quants_at(t, b, k);
+                memcpy(go + ropex__x8_scale_at(t, b, k), blk, 2);
+                memcpy(q, blk + 2, 16);
+                if (t == ROPEX_Q8_0) memcpy(q + 32, blk + 18, 16);
+            }
+    }
+    if (g < rows) memcpy(out + g * rb, in + g * rb, (rows - g) * rb);
     return ROPEX_OK;
 }
 
@@ -937,8 +1011,9 @@ ROPEX_API ropex_status ropex_dequantize(ropex_type t, const void *src, float *y,
 #  if defined(__GNUC__) || defined(__clang__)
 #    define ROPEX__ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #    define ROPEX__ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#    define ROPEX__ATOMIC_FADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #    if defined(__x86_64__) || defined(__i386__)
-#      define ROPEX__PAUSE() ((void)0)
+#      define ROPEX__PAUSE() __builtin_ia32_pause()
 #    elif defined(__aarch64__)
 #      define ROPEX__PAUSE() __asm__ __volatile__("yield")
 #    else
@@ -1230,43 +1305,56 @@ static float ropex__reduce8(const float *a) {
 }
 
 /* ---- scalar reference kernels: one output (row r, token t) ---- */
+/* One block into the contract's 4 lanes: scale bytes sp, quants q (Q8_0: elements 16..31 at qh). */
+static void ropex__acc_q8_0_blk(const unsigned char *sp, const signed char *q, const signed char *qh,
+                                const signed char *x, float dx, float *acc) {
+    float dd = ropex__q_h2f(ropex__q_ld16(sp)) * dx;
+    int m, j;
+    for (m = 0; m < 4; m++) {
+        int32_t s = 0;
+        for (j = 4 * m; j < 4 * m + 4; j++) s += q[j] * x[j] + qh[j] * x[16 + j];
+        acc[m] = fmaf(dd, (float)s, acc[m]);
+    }
+}
+static void ropex__acc_q4_0_blk(const unsigned char *sp, const unsigned char *q, const signed char *x,
+                                float dx, float *acc) {
+    float dd = ropex__q_h2f(ropex__q_ld16(sp)) * dx;
+    int m, j;
+    for (m = 0; m < 4; m++) {
+        int32_t s = 0;
+        for (j = 4 * m; j < 4 * m + 4; j++)
+            s += ((int)(q[j] & 0x0F) - 8) * x[j] + ((int)(q[j] >> 4) - 8) * x[16 + j];
+        acc[m] = fmaf(dd, (float)s, acc[m]);
+    }
+}
 static float ropex__dot_q8_0_ref(const unsigned char *w, const ropex__act *a, size_t nb) {
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     size_t b;
-    int m, j;
     for (b = 0; b < nb; b++) {
         const unsigned char *blk = w + 34 * b;
-        const signed char *q = (const signed char *)(blk + 2);
-        const signed char *x = a->qs + 32 * b;
-        float dd = ropex__q_h2f(ropex__q_ld16(blk)) * a->d[b];
-        for (m = 0; m < 4; m++) {
-            int32_t s = 0;
-            for (j = 4 * m; j < 4 * m + 4; j++) s += q[j] * x[j] + q[16 + j] * x[16 + j];
-            acc[m] = fmaf(dd, (float)s, acc[m]);
-        }
+        ropex__acc_q8_0_blk(blk, (const signed char *)(blk + 2), (const signed char *)(blk + 18),
+                            a->qs + 32 * b, a->d[b], acc);
     }
     return ropex__reduce4(acc);
 }
-
 static float ropex__dot_q4_0_ref(const unsigned char *w, const ropex__act *a, size_t nb) {
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     size_t b;
-    int m, j;
+    for (b = 0; b < nb; b++) ropex__acc_q4_0_blk(w + 18 * b, w + 18 * b + 2, a->qs + 32 * b, a->d[b], acc);
+    return ropex__reduce4(acc);
+}
+/* Row k of a repacked 8-row group (same arithmetic, blocks found through the layout). */
+static float ropex__dot_x8_ref(ropex_type base, const unsigned char *grp, int k, const ropex__act *a, size_t nb) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    size_t b;
     for (b = 0; b < nb; b++) {
-        const unsigned char *blk = w + 18 * b;
-        const unsigned char *q = blk + 2;
-        const signed char *x = a->qs + 32 * b;
-        float dd = ropex__q_h2f(ropex__q_ld16(blk)) * a->d[b];
-        for (m = 0; m < 4; m++) {
-            int32_t s = 0;
-            for (j = 4 * m; j < 4 * m + 4; j++)
-                s += ((int)(q[j] & 0x0F) - 8) * x[j] + ((int)(q[j] >> 4) - 8) * x[16 + j];
-            acc[m] = fmaf(dd, (float)s, acc[m]);
-        }
+        const unsigned char *sp = grp + ropex__x8_scale_at(base, b, k), *q = grp + ropex__x8_quants_at(base, b, k);
+        if (base == ROPEX_Q4_0) ropex__acc_q4_0_blk(sp, q, a->qs + 32 * b, a->d[b], acc);
+        else ropex__acc_q8_0_blk(sp, (const signed char *)q, (const signed char *)(q + 32),
+                                 a->qs + 32 * b, a->d[b], acc);
     }
     return ropex__reduce4(acc);
 }
-
 
 /* Float rows: continue the 8-lane accumulation from column c0 (SIMD paths finish tails here). */
 static float ropex__dot_f32_tail(const unsigned char *w, const float *x, size_t c0, size_t cols, float *acc) {
@@ -1289,6 +1377,9 @@ typedef struct ropex__mm_job {
     float *y;
     const unsigned char *act;   /* quantized activations (integer types) */
     int ref;                    /* 1: scalar reference only */
+    size_t rows8;               /* repacked layout (t is then its base type): rows [0, rows8) in groups */
+    size_t chunk;               /* rows per work item (threads take items in turn) */
+    size_t next;                /* the next work item (atomic) */
 } ropex__mm_job;
 
 /* Scalar: rows [r0, r1) x all tokens. */
@@ -1303,16 +1394,24 @@ static void ropex__mm_rows_ref(const ropex__mm_job *j, size_t r0, size_t r1) {
         for (r = r0; r < r1; r++) {
             const unsigned char *w = j->w + r * j->rb;
             float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            if (r < j->rows8) {
+                y[r] = ropex__dot_x8_ref(j->t, j->w + (r & ~(size_t)7) * j->rb, (int)(r & 7), &a, nb);
+                continue;
+            }
             switch (j->t) {
             case ROPEX_F32: y[r] = ropex__dot_f32_tail(w, x, 0, j->cols, acc); break;
             case ROPEX_F16: y[r] = ropex__dot_f16_tail(w, x, 0, j->cols, acc); break;
             case ROPEX_Q8_0: y[r] = ropex__dot_q8_0_ref(w, &a, nb); break;
             case ROPEX_Q4_0: y[r] = ropex__dot_q4_0_ref(w, &a, nb); break;
+            default: break;
             }
         }
     }
 }
 
+#ifndef ROPEX__MM_CHUNK
+#  define ROPEX__MM_CHUNK 64   /* rows per chunk in prompt tiles (a multiple of 8) */
+#endif
 #if defined(ROPEX__AVX2)
 /* ---- AVX2 (+FMA, F16C when available) ---- */
 ROPEX__Q_INLINE __m128 ropex__avx2_d4(const unsigned char *p, size_t rb) {
@@ -1336,14 +1435,15 @@ ROPEX__Q_INLINE float ropex__avx2_hsum4(__m128 v) {
     t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
     return _mm_cvtss_f32(t);
 }
-/* Writes a 2-row x 4-token tile: acc k holds [row a | row b] lanes of token k; y is token-major. */
-ROPEX__Q_INLINE void ropex__avx2_store_2x4(float *y, size_t ys, __m256 acc0, __m256 acc1, __m256 acc2, __m256 acc3) {
+/* Writes a 2-row x 4-token tile: acc k holds [row a | row b] lanes of token k; y is token-major
+   (row a at y[k*ys], row b at y[k*ys + yo]). */
+ROPEX__Q_INLINE void ropex__avx2_store_2x4(float *y, size_t ys, size_t yo, __m256 acc0, __m256 acc1, __m256 acc2, __m256 acc3) {
     __m256 acc[4];
     int k;
     acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;
     for (k = 0; k < 4; k++, y += ys) {
         y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc[k]));
-        y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc[k], 1));
+        y[yo] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc[k], 1));
     }
 }
 
@@ -1537,7 +1637,7 @@ static void ropex__q4_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q4_TOK(2, acc2);
         ROPEX__Q4_TOK(3, acc3);
     }
-    ropex__avx2_store_2x4(y, ys, acc0, acc1, acc2, acc3);
+    ropex__avx2_store_2x4(y, ys, 1, acc0, acc1, acc2, acc3);
 }
 /* Q8_0 tiles use maddubs with the sign trick: |w| (unsigned, <= 128) times x carrying w's sign
    (|x| <= 127: activations are clamped to -127), so a pair sum is <= 32512 and never saturates.
@@ -1569,17 +1669,17 @@ static void ropex__q8_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q8_TOK(2, acc2);
         ROPEX__Q8_TOK(3, acc3);
     }
-    ropex__avx2_store_2x4(y, ys, acc0, acc1, acc2, acc3);
+    ropex__avx2_store_2x4(y, ys, 1, acc0, acc1, acc2, acc3);
 }
 /* 2 rows x 8 tokens: the 2x4 kernels' per-token work (same lanes, same float order), with the
    weight unpacking and scale conversion shared by twice as many tokens. */
-#define ROPEX__OUT8 do { \
+#define ROPEX__OUT8(yo) do { \
         __m256 o_[8]; \
         int k_; \
         o_[0] = acc0; o_[1] = acc1; o_[2] = acc2; o_[3] = acc3; o_[4] = acc4; o_[5] = acc5; o_[6] = acc6; o_[7] = acc7; \
         for (k_ = 0; k_ < 8; k_++, y += ys) { \
             y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(o_[k_])); \
-            y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(o_[k_], 1)); \
+            y[yo] = ropex__avx2_hsum4(_mm256_extractf128_ps(o_[k_], 1)); \
         } \
     } while (0)
 static void ropex__q4_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
@@ -1596,7 +1696,7 @@ static void ropex__q4_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q4_TOK(0, acc0); ROPEX__Q4_TOK(1, acc1); ROPEX__Q4_TOK(2, acc2); ROPEX__Q4_TOK(3, acc3);
         ROPEX__Q4_TOK(4, acc4); ROPEX__Q4_TOK(5, acc5); ROPEX__Q4_TOK(6, acc6); ROPEX__Q4_TOK(7, acc7);
     }
-    ROPEX__OUT8;
+    ROPEX__OUT8(1);
 }
 static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
     const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), ones = _mm256_set1_epi16(1);
@@ -1613,7 +1713,7 @@ static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q8_TOK(0, acc0); ROPEX__Q8_TOK(1, acc1); ROPEX__Q8_TOK(2, acc2); ROPEX__Q8_TOK(3, acc3);
         ROPEX__Q8_TOK(4, acc4); ROPEX__Q8_TOK(5, acc5); ROPEX__Q8_TOK(6, acc6); ROPEX__Q8_TOK(7, acc7);
     }
-    ROPEX__OUT8;
+    ROPEX__OUT8(1);
 }
 /* 4 rows x 8 tokens for the integer types (a[0..7]). */
 static void ropex__simd_4x8(ropex_type t, const unsigned char *w, size_t rb, size_t cols, const ropex__act *a,
@@ -1656,6 +1756,164 @@ static void ropex__simd_4x1(ropex_type t, const unsigned char *w, size_t rb, siz
     }
 }
 #define ROPEX__HAVE_SIMD_4X1 1
+
+/* ---- repacked layouts (ropex_repack): an 8-row group is one sequential stream ----
+   Group block b: 8 fp16 scales, then pairs (k, k+4) as [row k | row k+4] registers: the same
+   registers the kernels above assemble with inserts, so the lanes and the float order are the
+   same and the results identical. */
+ROPEX__Q_INLINE __m256 ropex__avx2_d8(const unsigned char *p) {
+#if defined(__F16C__)
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+#else
+    return _mm256_setr_ps(ropex__q_h2f(ropex__q_ld16(p)), ropex__q_h2f(ropex__q_ld16(p + 2)),
+                          ropex__q_h2f(ropex__q_ld16(p + 4)), ropex__q_h2f(ropex__q_ld16(p + 6)),
+                          ropex__q_h2f(ropex__q_ld16(p + 8)), ropex__q_h2f(ropex__q_ld16(p + 10)),
+                          ropex__q_h2f(ropex__q_ld16(p + 12)), ropex__q_h2f(ropex__q_ld16(p + 14)));
+#endif
+}
+#ifndef ROPEX__X8_PF
+#  define ROPEX__X8_PF 1024   /* prefetch distance in bytes along a group's stream */
+#endif
+#define ROPEX__X8_STORE8(y) do { \
+        y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[4] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1)); \
+        y[1] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[5] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1)); \
+        y[2] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc2)); y[6] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc2, 1)); \
+        y[3] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc3)); y[7] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc3, 1)); \
+    } while (0)
+#define ROPEX__Q4X_PAIR(pp, acc, dv) do { \
+        __m256i q_ = _mm256_loadu_si256((const __m256i *)(const void *)(pp)); \
+        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q_, m4), xl), \
+                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q_, 4), m4), xh)); \
+        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, corr), ones); \
+        acc = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s_), acc); \
+    } while (0)
+/* Q4_0 repacked, 8 rows x 1 token (g: the group; 144 bytes per block column). */
+static void ropex__q4x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex__act *a, float *y) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    size_t b;
+    for (b = 0; b < nb; b++) {
+        const unsigned char *p = g + 144 * b;
+        const char *pf = (const char *)(uintptr_t)((uintptr_t)p + ROPEX__X8_PF);   /* never faults */
+        __m256 d8;
+        __m256i xl, xh, corr;
+        _mm_prefetch(pf, _MM_HINT_T0); _mm_prefetch(pf + 64, _MM_HINT_T0); _mm_prefetch(pf + 128, _MM_HINT_T0);
+        d8 = _mm256_mul_ps(ropex__avx2_d8(p), _mm256_set1_ps(a->d[b]));   /* [d0 d1 d2 d3 | d4 d5 d6 d7] */
+        xl = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b)));
+        xh = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b + 16)));
+        corr = _mm256_load_si256((const __m256i *)(const void *)(a->aux + 16 * b));
+        ROPEX__Q4X_PAIR(p + 16, acc0, _mm256_permute_ps(d8, 0x00));
+        ROPEX__Q4X_PAIR(p + 48, acc1, _mm256_permute_ps(d8, 0x55));
+        ROPEX__Q4X_PAIR(p + 80, acc2, _mm256_permute_ps(d8, 0xAA));
+        ROPEX__Q4X_PAIR(p + 112, acc3, _mm256_permute_ps(d8, 0xFF));
+    }
+    ROPEX__X8_STORE8(y);
+}
+/* Q8_0 repacked, 8 rows x 1 token (272 bytes per block column): maddubs with the sign trick
+   as in the Q8_0 tiles, lanes as in the contract. */
+#define ROPEX__Q8X_PAIR(pp, acc, dv) do { \
+        __m256i wl_ = _mm256_loadu_si256((const __m256i *)(const void *)(pp)); \
+        __m256i wh_ = _mm256_loadu_si256((const __m256i *)(const void *)((pp) + 32)); \
+        __m256i s_ = _mm256_add_epi32( \
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wl_), _mm256_sign_epi8(xl, wl_)), ones), \
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wh_), _mm256_sign_epi8(xh, wh_)), ones)); \
+        acc = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s_), acc); \
+    } while (0)
+static void ropex__q8x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex__act *a, float *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    size_t b;
+    for (b = 0; b < nb; b++) {
+        const unsigned char *p = g + 272 * b;
+        const char *pf = (const char *)(uintptr_t)((uintptr_t)p + ROPEX__X8_PF);
+        __m256 d8;
+        __m256i xl, xh;
+        _mm_prefetch(pf, _MM_HINT_T0); _mm_prefetch(pf + 64, _MM_HINT_T0); _mm_prefetch(pf + 128, _MM_HINT_T0);
+        _mm_prefetch(pf + 192, _MM_HINT_T0); _mm_prefetch(pf + 256, _MM_HINT_T0);
+        d8 = _mm256_mul_ps(ropex__avx2_d8(p), _mm256_set1_ps(a->d[b]));
+        xl = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b)));
+        xh = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b + 16)));
+        ROPEX__Q8X_PAIR(p + 16, acc0, _mm256_permute_ps(d8, 0x00));
+        ROPEX__Q8X_PAIR(p + 80, acc1, _mm256_permute_ps(d8, 0x55));
+        ROPEX__Q8X_PAIR(p + 144, acc2, _mm256_permute_ps(d8, 0xAA));
+        ROPEX__Q8X_PAIR(p + 208, acc3, _mm256_permute_ps(d8, 0xFF));
+    }
+    ROPEX__X8_STORE8(y);
+}
+/* Prompt tiles on a repacked group: pair k (rows k and k+4) x 4 or 8 tokens, the per-token work
+   of the 2x4/2x8 kernels above; y[t*ys] receives row k, y[t*ys + 4] row k+4. */
+#define ROPEX__X8_PAIR_SETUP(bs) \
+        const unsigned char *p = g + (bs) * b; \
+        __m256 dw = _mm256_permutevar_ps(ropex__avx2_d8(p), kidx)
+ROPEX__Q_INLINE void ropex__q4x8_avx2_pair(const unsigned char *g, int k, size_t nb, const ropex__act *a, int nt,
+                                           float *y, size_t ys) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), kidx = _mm256_set1_epi32(k);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
+    size_t b;
+    for (b = 0; b < nb; b++) {
+        ROPEX__X8_PAIR_SETUP(144);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(p + 16 + 32 * k));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        ROPEX__Q4_TOK(0, acc0); ROPEX__Q4_TOK(1, acc1); ROPEX__Q4_TOK(2, acc2); ROPEX__Q4_TOK(3, acc3);
+        if (nt == 8) { ROPEX__Q4_TOK(4, acc4); ROPEX__Q4_TOK(5, acc5); ROPEX__Q4_TOK(6, acc6); ROPEX__Q4_TOK(7, acc7); }
+    }
+    if (nt == 8) ROPEX__OUT8(4);
+    else ropex__avx2_store_2x4(y, ys, 4, acc0, acc1, acc2, acc3);
+}
+ROPEX__Q_INLINE void ropex__q8x8_avx2_pair(const unsigned char *g, int k, size_t nb, const ropex__act *a, int nt,
+                                           float *y, size_t ys) {
+    const __m256i ones = _mm256_set1_epi16(1), kidx = _mm256_set1_epi32(k);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
+    size_t b;
+    for (b = 0; b < nb; b++) {
+        ROPEX__X8_PAIR_SETUP(272);
+        __m256i wl = _mm256_loadu_si256((const __m256i *)(const void *)(p + 16 + 64 * k));
+        __m256i wh = _mm256_loadu_si256((const __m256i *)(const void *)(p + 48 + 64 * k));
+        __m256i al = _mm256_abs_epi8(wl), ah = _mm256_abs_epi8(wh);
+        ROPEX__Q8_TOK(0, acc0); ROPEX__Q8_TOK(1, acc1); ROPEX__Q8_TOK(2, acc2); ROPEX__Q8_TOK(3, acc3);
+        if (nt == 8) { ROPEX__Q8_TOK(4, acc4); ROPEX__Q8_TOK(5, acc5); ROPEX__Q8_TOK(6, acc6); ROPEX__Q8_TOK(7, acc7); }
+    }
+    if (nt == 8) ROPEX__OUT8(4);
+    else ropex__avx2_store_2x4(y, ys, 4, acc0, acc1, acc2, acc3);
+}
+/* one copy per tile width (nt a constant: no branch in the loop, registers for 4 or 8 sums) */
+ROPEX__NOINLINE void ropex__x8_pair8(int q4, const unsigned char *g, int k, size_t nb, const ropex__act *a, float *y, size_t ys) {
+    if (q4) ropex__q4x8_avx2_pair(g, k, nb, a, 8, y, ys);
+    else ropex__q8x8_avx2_pair(g, k, nb, a, 8, y, ys);
+}
+ROPEX__NOINLINE void ropex__x8_pair4(int q4, const unsigned char *g, int k, size_t nb, const ropex__act *a, float *y, size_t ys) {
+    if (q4) ropex__q4x8_avx2_pair(g, k, nb, a, 4, y, ys);
+    else ropex__q8x8_avx2_pair(g, k, nb, a, 4, y, ys);
+}
+/* Rows [r0, r1) of the repacked part (whole groups), all tokens; the same tiling as the GGML
+   layout path (chunks of rows meet every token group). */
+static void ropex__mm_rows_x8(const ropex__mm_job *j, size_t r0, size_t r1) {
+    size_t nb = j->cols / 32, t, r, rc, re, k;
+    int q4 = j->t == ROPEX_Q4_0;
+    for (rc = r0; rc < r1; rc = re) {
+        re = r1 - rc > ROPEX__MM_CHUNK ? rc + ROPEX__MM_CHUNK : r1;
+        for (t = 0; t + 4 <= j->n;) {
+            ropex__act at[8];
+            int nt = t + 8 <= j->n ? 8 : 4, kk;
+            for (k = 0; k < (size_t)nt; k++) at[k] = ropex__act_at(j->act, j->cols, t + k);
+            for (r = rc; r < re; r += 8)
+                for (kk = 0; kk < 4; kk++) {
+                    float *y = j->y + t * j->rows + r + (size_t)kk;
+                    if (nt == 8) ropex__x8_pair8(q4, j->w + r * j->rb, kk, nb, at, y, j->rows);
+                    else ropex__x8_pair4(q4, j->w + r * j->rb, kk, nb, at, y, j->rows);
+                }
+            t += (size_t)nt;
+        }
+        for (; t < j->n; t++) {
+            ropex__act a = ropex__act_at(j->act, j->cols, t);
+            for (r = rc; r < re; r += 8) {
+                if (q4) ropex__q4x8_avx2_8x1(j->w + r * j->rb, nb, &a, j->y + t * j->rows + r);
+                else ropex__q8x8_avx2_8x1(j->w + r * j->rb, nb, &a, j->y + t * j->rows + r);
+            }
+        }
+    }
+}
+#define ROPEX__HAVE_X8 1
 #endif /* ROPEX__AVX2 */
 
 #if defined(ROPEX__NEON)
@@ -1797,10 +2055,7 @@ static void ropex__simd_4x1(ropex_type t, const unsigned char *w, size_t rb, siz
 
 /* SIMD: rows [r0, r1) x all tokens, 4-row tiles; leftover rows take the reference (which
    gives the same bits). Row tiles outside, tokens inside: the tile's weights stay in L1. */
-#ifndef ROPEX__MM_CHUNK
-#  define ROPEX__MM_CHUNK 64   /* rows per chunk in prompt tiles (a multiple of 8) */
-#endif
-static void ropex__mm_rows_simd(const ropex__mm_job *j, size_t r0, size_t r1) {
+static void ropex__mm_rows_ggml(const ropex__mm_job *j, size_t r0, size_t r1) {
 #if defined(ROPEX__HAVE_SIMD_4X1)
     size_t r, t, rc, re, r4 = r0 + ((r1 - r0) & ~(size_t)3), step;
     float yt[8];
@@ -1853,17 +2108,43 @@ static void ropex__mm_rows_simd(const ropex__mm_job *j, size_t r0, size_t r1) {
 #endif
 }
 
+static void ropex__mm_rows_simd(const ropex__mm_job *j, size_t r0, size_t r1) {
+    if (r0 < j->rows8) {   /* repacked groups (r0 is a multiple of 8) */
+        size_t e = r1 < j->rows8 ? r1 : j->rows8;
+#if defined(ROPEX__HAVE_X8)
+        ropex__mm_rows_x8(j, r0, e);
+#else
+        ropex__mm_rows_ref(j, r0, e);
+#endif
+        r0 = e;
+    }
+    if (r0 < r1) ropex__mm_rows_ggml(j, r0, r1);
+}
+
 /* Rows are handed out in units of 8 so that SIMD tiles stay whole; each output is computed
-   entirely by one thread, so the thread count never changes a result. */
-static void ropex__mm_task(void *arg, int index, int count) {
-    const ropex__mm_job *j = (const ropex__mm_job *)arg;
-    size_t units = (j->rows + 7) / 8;
-    size_t u0 = units * (size_t)index / (size_t)count, u1 = units * (size_t)(index + 1) / (size_t)count;
-    size_t r0 = u0 * 8, r1 = u1 * 8;
+   entirely by one thread, so the thread count never changes a result. With several threads the
+   rows go in work items of about 1/8 of a thread's share, taken in turn from an atomic counter:
+   a core slowed by other work takes fewer items instead of holding up the call. */
+static void ropex__mm_rows(const ropex__mm_job *j, size_t r0, size_t r1) {
     if (r1 > j->rows) r1 = j->rows;
     if (r0 >= r1) return;
     if (j->ref) ropex__mm_rows_ref(j, r0, r1);
     else ropex__mm_rows_simd(j, r0, r1);
+}
+static void ropex__mm_task(void *arg, int index, int count) {
+    ropex__mm_job *j = (ropex__mm_job *)arg;
+    size_t units = (j->rows + 7) / 8;
+#if defined(ROPEX__ATOMIC_FADD)
+    if (count > 1) {
+        for (;;) {
+            size_t r0 = ROPEX__ATOMIC_FADD(&j->next, (size_t)1) * j->chunk;
+            if (r0 >= j->rows) break;
+            ropex__mm_rows(j, r0, r0 + j->chunk);
+        }
+        return;
+    }
+#endif
+    ropex__mm_rows(j, units * (size_t)index / (size_t)count * 8, units * (size_t)(index + 1) / (size_t)count * 8);
 }
 
 #ifndef ROPEX__MT_MIN_MACS
@@ -1872,6 +2153,7 @@ static void ropex__mm_task(void *arg, int index, int count) {
 
 ROPEX_API size_t ropex_matmul_work_bytes(ropex_type t, size_t cols, size_t n) {
     size_t s;
+    t = ropex__base_type(t);
     if (!ropex__is_block(t) || cols % 32 || n == 0) return 0;
     s = ropex__act_stride(cols);
     if (n > (SIZE_MAX - 64) / s) return 0;
@@ -1882,6 +2164,8 @@ static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size
                                   size_t n, float *y, void *work, ropex_threads *th, int ref) {
     ropex__mm_job j;
     size_t rb, i;
+    int x8 = ropex__is_x8(t);
+    t = ropex__base_type(t);
     if (!ropex__type_ok(t)) return ROPEX_ERR_ARG;
     if (!w || !x || !y || rows == 0 || cols == 0 || n == 0) return ROPEX_ERR_ARG;
     if (ropex__is_block(t) && cols % 32) return ROPEX_ERR_ARG;
@@ -1890,6 +2174,12 @@ static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size
         return ROPEX_ERR_ARG;
     j.t = t; j.w = (const unsigned char *)w; j.rows = rows; j.cols = cols; j.rb = rb;
     j.x = x; j.n = n; j.y = y; j.act = NULL; j.ref = ref;
+    j.rows8 = x8 ? rows & ~(size_t)7 : 0;
+    j.next = 0;
+    {   /* work items: whole 8-row units, about 8 per thread */
+        size_t units = (rows + 7) / 8, nt = (size_t)ropex_threads_count(th), per = units / (8 * nt);
+        j.chunk = (per ? per : 1) * 8;
+    }
     if (ropex__is_block(t)) {
         size_t s = ropex__act_stride(cols);
         unsigned char *base;
@@ -2541,6 +2831,7 @@ static size_t ropex__kv_elem_off(ropex_type t, size_t e) {
     case ROPEX_F16: return e * 2;
     case ROPEX_Q8_0: return e / 32 * 34;
     case ROPEX_Q4_0: return e / 32 * 18;
+    default: break;
     }
     return 0;
 }
@@ -2579,6 +2870,7 @@ static void ropex__kv_fetch(ropex_type t, const unsigned char *row, size_t e0, s
             y[i] = ropex__h2f(b) * (float)(nib - 8);
         }
         break;
+    default: break;
     }
 }
 
@@ -2596,6 +2888,7 @@ static void ropex__kv_write(ropex_type t, unsigned char *row, size_t e0, const f
         }
         break;
     case ROPEX_Q8_0: case ROPEX_Q4_0: (void)ropex_quantize(t, x, d, n); break;
+    default: break;
     }
 }
 
@@ -4517,6 +4810,7 @@ ROPEX_API ropex_status ropex_gguf_write(const ropex_model *m, const ropex_gguf_w
     ropex_status st;
     if (size) *size = 0;
     if (!m || !size || (out == NULL && cap != 0)) return ROPEX_ERR_ARG;
+    if (m->pack) return ROPEX_ERR_UNSUPPORTED;   /* repacked tensors are not GGML rows */
     hp = &m->hp; v = &m->vocab;
     if (t != ROPEX_F32 && t != ROPEX_F16 && t != ROPEX_Q8_0 && t != ROPEX_Q4_0) return ROPEX_ERR_ARG;
     if (hp->n_layers <= 0 || hp->n_layers > ROPEX_MAX_LAYERS || !v->tokens || v->n_tokens <= 0 || !m->tok_embd.data)
@@ -4694,10 +4988,60 @@ static void ropex__release_file(ropex_model *m) {
     m->file_data = NULL; m->file_owned = 0;
 }
 
+/* The matrices a repack covers (never tok_embd: the embedding lookup reads GGML rows). */
+static int ropex__pack_list(ropex_model *m, ropex_tensor **ts) {
+    int n = 0, l;
+    for (l = 0; l < m->hp.n_layers && l < ROPEX_MAX_LAYERS; l++) {
+        ropex_layer_weights *L = &m->layers[l];
+        ts[n++] = &L->wq; ts[n++] = &L->wk; ts[n++] = &L->wv; ts[n++] = &L->wo;
+        ts[n++] = &L->w_gate; ts[n++] = &L->w_down; ts[n++] = &L->w_up;
+    }
+    if (m->output.data != m->tok_embd.data) ts[n++] = &m->output;
+    return n;
+}
+
+ROPEX_API ropex_status ropex_model_repack(ropex_model *m) {
+#if defined(ROPEX__HAVE_X8)
+    ropex_tensor *ts[7 * ROPEX_MAX_LAYERS + 1];
+    size_t total = 0, off = 0;
+    unsigned char *buf;
+    int n, i;
+    if (!m) return ROPEX_ERR_ARG;
+    if (m->pack) return ROPEX_OK;   /* already */
+    n = ropex__pack_list(m, ts);
+    for (i = 0; i < n; i++)
+        if (ropex__is_block(ts[i]->type) && ts[i]->rows >= 8) {
+            size_t b = (size_t)ts[i]->rows * ropex_row_bytes(ts[i]->type, (size_t)ts[i]->cols);
+            if (b > SIZE_MAX - 64 - total) return ROPEX_ERR_NOMEM;
+            total += (b + 63) & ~(size_t)63;
+        }
+    if (total == 0) return ROPEX_OK;
+    buf = (unsigned char *)ropex__malloc(total + 64);
+    if (!buf) return ROPEX_ERR_NOMEM;
+    m->pack = buf;
+    m->pack_bytes = total;
+    buf += (64 - ((uintptr_t)buf & 63)) & 63;   /* groups start on cache lines */
+    for (i = 0; i < n; i++) {
+        ropex_tensor *t = ts[i];
+        size_t b;
+        if (!ropex__is_block(t->type) || t->rows < 8) continue;
+        b = (size_t)t->rows * ropex_row_bytes(t->type, (size_t)t->cols);
+        (void)ropex_repack(t->type, t->data, (size_t)t->rows, (size_t)t->cols, buf + off);
+        t->data = buf + off;
+        t->type = t->type == ROPEX_Q4_0 ? ROPEX_Q4_0_X8 : ROPEX_Q8_0_X8;
+        off += (b + 63) & ~(size_t)63;
+    }
+    return ROPEX_OK;
+#else
+    return m ? ROPEX_OK : ROPEX_ERR_ARG;
+#endif
+}
+
 ROPEX_API void ropex_model_free(ropex_model *m) {
     if (!m) return;
     ropex__release_file(m);
     if (m->aux_owned) ropex__free(m->aux);
+    ropex__free(m->pack);
     ropex__model_reset(m);
 }
 

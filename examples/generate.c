@@ -188,6 +188,8 @@ int main(int argc, char **argv) {
                 o.tokenizer ? o.tokenizer : "", ropex_status_str(st), detail ? " - " : "", detail ? detail : "");
         return 1;
     }
+    if ((st = ropex_model_repack(&m)) != ROPEX_OK)   /* faster kernels where the build has them */
+        fprintf(stderr, "note: weights not repacked (%s)\n", ropex_status_str(st));
 
     /* The user's RoPE choices laid over the model's own settings. */
     mrc = m.hp.rope;

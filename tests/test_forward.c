@@ -337,6 +337,25 @@ int main(void) {
                 CHECK(ppl / ppl_f32_q < max_ratio[k] && ppl / ppl_f32_q > 0.97, "%s perplexity ratio %.5f < %.2f",
                       names[k], ppl / ppl_f32_q, max_ratio[k]);
             } else CHECK(0, "run quantized model");
+            {   /* the repacked layout (SIMD builds) gives the same logits bit for bit, prompt and
+                   decode steps, and the GGUF writer refuses it */
+                float *t2 = (float *)malloc((size_t)NQ * V * sizeof(float));
+                size_t gsz = 0;
+                int same;
+                CHECK(ropex_model_repack(&qm) == ROPEX_OK, "%s repack", names[k]);
+                same = t2 && run_logits(&qm, &cfg, ids, NQ, 5, t2, NULL) == 0 &&
+                       memcmp(t2, tmp, (size_t)NQ * V * sizeof(float)) == 0;
+                CHECK(same, "%s repacked (%s, %zu bytes): logits identical", names[k],
+                      ropex_type_name(qm.layers[0].wq.type), qm.pack_bytes);
+                if (qm.pack) {
+                    ropex_gguf_write_config gc;
+                    memset(&gc, 0, sizeof gc);
+                    CHECK(ropex_gguf_write(&qm, &gc, NULL, 0, &gsz) == ROPEX_ERR_UNSUPPORTED, "gguf_write refuses repacked");
+                    free(qm.pack);
+                    qm.pack = NULL;
+                }
+                free(t2);
+            }
             for (b = 0; b < nb; b++) free(bufs[b]);
         }
     }

@@ -325,8 +325,72 @@ static int check_exact(ropex_type t, size_t rows, size_t cols, size_t n, ropex_t
                    ropex_threads_count(pools[p]), bad);
         }
     }
+    if (t == ROPEX_Q8_0 || t == ROPEX_Q4_0) {   /* the repacked layout gives the same bits */
+        ropex_type tx = t == ROPEX_Q8_0 ? ROPEX_Q8_0_X8 : ROPEX_Q4_0_X8;
+        unsigned char *xb8 = (unsigned char *)malloc(rb * rows + 8), *w8 = xb8 + 3;
+        int bad0 = bad;
+        if (ropex_repack(t, w, rows, cols, w8) != ROPEX_OK) bad += 1000;
+        memset(y, 0xAB, n * rows * 4);
+        if (ropex_matmul_ref(tx, w8, rows, cols, x, n, y, work) != ROPEX_OK) bad += 1000;
+        if (memcmp(y, yref, n * rows * 4) != 0) bad++;
+        for (p = 0; p < npools; p++) {
+            memset(y, 0xAB, n * rows * 4);
+            if (ropex_matmul(tx, w8, rows, cols, x, n, y, work, pools[p]) != ROPEX_OK) bad += 1000;
+            if (memcmp(y, yref, n * rows * 4) != 0) bad++;
+        }
+        if (bad != bad0) printf("  mismatch %s %zux%zu n=%zu\n", ropex_type_name(tx), rows, cols, n);
+        free(xb8);
+    }
     free(wf); free(wbuf); free(xbuf); free(yref); free(ybuf); free(workbuf);
     return bad;
+}
+
+/* ropex_repack against the layout as documented in ropex.h, written out independently:
+   group g, block b: scales of rows 0..7, then for k = 0..3 the quants of row k then row k+4
+   (Q8_0: elements 0..15 of both, then 16..31 of both); rows past the last group unchanged. */
+static void test_repack(void) {
+    static const ropex_type ts[2] = {ROPEX_Q4_0, ROPEX_Q8_0};
+    int ti;
+    for (ti = 0; ti < 2; ti++) {
+        ropex_type t = ts[ti];
+        size_t rows = 19, cols = 96, rb = ropex_row_bytes(t, cols), bs = t == ROPEX_Q4_0 ? 18 : 34, nb = cols / 32;
+        unsigned char *w = (unsigned char *)malloc(rows * rb), *o = (unsigned char *)malloc(rows * rb);
+        unsigned char *e = (unsigned char *)malloc(rows * rb);
+        size_t i, g, b, at;
+        int k, h;
+        for (i = 0; i < rows * rb; i++) w[i] = (unsigned char)(rng() & 255);
+        for (g = 0; g < 2; g++) {
+            at = g * 8 * rb;
+            for (b = 0; b < nb; b++) {
+                for (k = 0; k < 8; k++) { memcpy(e + at, w + (g * 8 + (size_t)k) * rb + b * bs, 2); at += 2; }
+                for (k = 0; k < 4; k++)
+                    for (h = 0; h < (t == ROPEX_Q4_0 ? 1 : 2); h++) {
+                        memcpy(e + at, w + (g * 8 + (size_t)k) * rb + b * bs + 2 + 16 * (size_t)h, 16);
+                        memcpy(e + at + 16, w + (g * 8 + (size_t)k + 4) * rb + b * bs + 2 + 16 * (size_t)h, 16);
+                        at += 32;
+                    }
+            }
+        }
+        memcpy(e + 16 * rb, w + 16 * rb, 3 * rb);
+        CHECK(ropex_repack(t, w, rows, cols, o) == ROPEX_OK && memcmp(o, e, rows * rb) == 0,
+              "%s repack bytes follow the documented layout", ropex_type_name(t));
+        CHECK(ropex_repack(t, w, rows, cols, w + 5) == ROPEX_ERR_ARG, "repack overlap");
+        CHECK(ropex_repack(t, w, rows, 48, o) == ROPEX_ERR_ARG && ropex_repack(t, NULL, rows, cols, o) == ROPEX_ERR_ARG &&
+              ropex_repack(t, w, 0, cols, o) == ROPEX_ERR_ARG && ropex_repack(t, w, rows, cols, NULL) == ROPEX_ERR_ARG,
+              "repack bad arguments");
+        free(w); free(o); free(e);
+    }
+    {
+        float f[32] = {0}, y[32];
+        unsigned char b[34];
+        CHECK(ropex_repack(ROPEX_F16, f, 1, 32, b) == ROPEX_ERR_ARG && ropex_repack(ROPEX_Q4_0_X8, f, 1, 32, b) == ROPEX_ERR_ARG,
+              "repack source must be q4_0 or q8_0");
+        CHECK(ropex_quantize(ROPEX_Q4_0_X8, f, b, 32) == ROPEX_ERR_ARG && ropex_dequantize(ROPEX_Q8_0_X8, b, y, 32) == ROPEX_ERR_ARG,
+              "repacked types are not row formats");
+        CHECK(ropex_row_bytes(ROPEX_Q4_0_X8, 64) == 36 && ropex_row_bytes(ROPEX_Q8_0_X8, 64) == 68 &&
+              strcmp(ropex_type_name(ROPEX_Q4_0_X8), "q4_0_x8") == 0 && ropex_matmul_work_bytes(ROPEX_Q4_0_X8, 64, 1) > 0,
+              "repacked type sizes and names");
+    }
 }
 
 typedef struct pool_probe { int *counts; int bad; } pool_probe;
@@ -438,6 +502,7 @@ int main(void) {
     int quick = q && q[0] == '1';
     test_fp16();
     test_quantize(quick);
+    test_repack();
     test_matmul(quick);
     return TEST_END("test_quant");
 }

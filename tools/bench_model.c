@@ -77,6 +77,7 @@ static void bm_fill(unsigned char *dst, size_t bytes, const unsigned char *pool,
 }
 
 static void bm_free(bm_model *b) {
+    if (b->m) ropex_model_free(b->m);   /* the repacked copy (the rest is ours) */
     free(b->mem);
     free(b->m);
     memset(b, 0, sizeof *b);
@@ -203,6 +204,7 @@ static void bm_bundled(const bench_env *env) {
         printf("model-bundled: cannot load %s (%s)\n", path, ropex_model_error(&m));
         return;
     }
+    ropex_model_repack(&m);
     for (ti = 0; ti < env->n_threads; ti++) {
         double sp = 0, sg = 0;
         int done = 0;
@@ -246,7 +248,11 @@ static void bm_tinyllama(const bench_env *env, ropex_type t) {
     sprintf(name, "model-tinyllama-%s", ropex_type_name(t));
     if (!bench_selected(env, name)) return;
     if (env->quick) { printf("%s: skipped (--quick; 0.6-1.2 GB of weights)\n", name); return; }
-    if (bm_build(&b, &s, t) != 0) { printf("%s: cannot allocate the model\n", name); return; }
+    if (bm_build(&b, &s, t) != 0 || ropex_model_repack(b.m) != ROPEX_OK) {
+        printf("%s: cannot allocate the model\n", name);
+        bm_free(&b);
+        return;
+    }
     for (ti = 0; ti < env->n_threads; ti++) {
         double sp = 0, sg = 0, goal;
         int done = 0, rc;

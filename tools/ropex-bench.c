@@ -213,8 +213,9 @@ static double llc_bytes(void) {
     return v;
 }
 
-/* Quantized weights of rows x cols, random in [-1, 1). */
+/* Quantized weights of rows x cols, random in [-1, 1); the repacked types from their base. */
 static unsigned char *make_weights(ropex_type t, size_t rows, size_t cols, size_t *bytes) {
+    ropex_type base = t == ROPEX_Q4_0_X8 ? ROPEX_Q4_0 : t == ROPEX_Q8_0_X8 ? ROPEX_Q8_0 : t;
     size_t rb = ropex_row_bytes(t, cols), r;
     unsigned char *w = (unsigned char *)big_alloc(rb * rows);
     float *tmp = (float *)malloc(cols * sizeof(float));
@@ -222,9 +223,15 @@ static unsigned char *make_weights(ropex_type t, size_t rows, size_t cols, size_
     for (r = 0; r < rows; r++) {
         size_t c;
         for (c = 0; c < cols; c++) tmp[c] = frnd();
-        ropex_quantize(t, tmp, w + r * rb, cols);
+        ropex_quantize(base, tmp, w + r * rb, cols);
     }
     free(tmp);
+    if (base != t) {
+        unsigned char *o = (unsigned char *)big_alloc(rb * rows);
+        if (!o || ropex_repack(base, w, rows, cols, o) != ROPEX_OK) { big_free(o, rb * rows); big_free(w, rb * rows); return NULL; }
+        big_free(w, rb * rows);
+        w = o;
+    }
     *bytes = rb * rows;
     return w;
 }
@@ -249,7 +256,7 @@ static double time_mm(ropex_type t, unsigned char *const *w, int nw, size_t rows
     return bench_median(s, samples);
 }
 
-static const ropex_type k_types[4] = {ROPEX_Q4_0, ROPEX_Q8_0, ROPEX_F16, ROPEX_F32};
+static const ropex_type k_types[6] = {ROPEX_Q4_0_X8, ROPEX_Q4_0, ROPEX_Q8_0_X8, ROPEX_Q8_0, ROPEX_F16, ROPEX_F32};
 
 static void bench_kernels(const bench_env *env, double llc) {
     int ti, ki;
@@ -262,7 +269,7 @@ static void bench_kernels(const bench_env *env, double llc) {
     int samples = env->quick ? 3 : 7;
     if (!x || !y || !work) { fprintf(stderr, "ropex-bench: out of memory\n"); free(x); free(y); free(work); return; }
     for (i = 0; i < 11008 * nmax; i++) x[i] = frnd();
-    for (ki = 0; ki < 4; ki++) {
+    for (ki = 0; ki < 6; ki++) {
         ropex_type t = k_types[ki];
         const char *tn = ropex_type_name(t);
         char name[64], extra[64];
@@ -285,7 +292,8 @@ static void bench_kernels(const bench_env *env, double llc) {
                     }
                 /* 2. matmul, 64 tokens on the same matrix */
                 snprintf(name, sizeof name, "matmul %s 4096x4096 n=64", tn);
-                if (bench_selected(env, name) && (t == ROPEX_Q4_0 || t == ROPEX_Q8_0 || !env->quick))
+                if (bench_selected(env, name) && (t == ROPEX_Q4_0 || t == ROPEX_Q8_0 || t == ROPEX_Q4_0_X8 ||
+                                                  t == ROPEX_Q8_0_X8 || !env->quick))
                     for (ti = 0; ti < env->n_threads; ti++) {
                         double s = time_mm(t, &w, 1, 4096, cols, x, 64, y, work, env->pool[ti], 1,
                                            env->quick ? 3 : 5);

@@ -515,6 +515,7 @@ int main(int argc, char **argv)
                 detail ? ": " : "", detail ? detail : "");
         return 1;
     }
+    ropex_model_repack(&model);   /* same logits, faster kernels where the build has them */
     if (model.vocab.bos_id < 0) { fprintf(stderr, "ropex-ppl: the vocabulary has no BOS token\n"); return 1; }
     text = read_file(text_path, &text_len);
     if (!text) { fprintf(stderr, "ropex-ppl: cannot read %s\n", text_path); return 1; }
