@@ -4988,6 +4988,7 @@ static void ropex__release_file(ropex_model *m) {
     m->file_data = NULL; m->file_owned = 0;
 }
 
+#if defined(ROPEX__HAVE_X8)
 /* The matrices a repack covers (never tok_embd: the embedding lookup reads GGML rows). */
 static int ropex__pack_list(ropex_model *m, ropex_tensor **ts) {
     int n = 0, l;
@@ -4999,6 +5000,7 @@ static int ropex__pack_list(ropex_model *m, ropex_tensor **ts) {
     if (m->output.data != m->tok_embd.data) ts[n++] = &m->output;
     return n;
 }
+#endif
 
 ROPEX_API ropex_status ropex_model_repack(ropex_model *m) {
 #if defined(ROPEX__HAVE_X8)
