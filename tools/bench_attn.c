@@ -48,11 +48,15 @@ static int ba_fill(ropex_kv *kv, int n_layers_used) {
     ropex_kv_advance(kv, B);
     for (s = B; s < cap; s += B) {
         int n = cap - s < B ? (int)(cap - s) : B;
-        for (l = 0; l < n_layers_used; l++) {
-            size_t base = (size_t)l * (size_t)cap;
-            memcpy(kv->k + (base + (size_t)s) * kv->k_row_bytes, kv->k + base * kv->k_row_bytes, (size_t)n * kv->k_row_bytes);
-            memcpy(kv->v + (base + (size_t)s) * kv->v_row_bytes, kv->v + base * kv->v_row_bytes, (size_t)n * kv->v_row_bytes);
-        }
+        /* rows are [layer][unit][slot] (unit_major) or [layer][slot] (one unit spanning the row) */
+        size_t units = kv->unit_major ? kv->k_row_bytes / kv->k_unit_bytes : 1, u;
+        size_t kub = kv->unit_major ? kv->k_unit_bytes : kv->k_row_bytes, vub = kv->unit_major ? kv->v_unit_bytes : kv->v_row_bytes;
+        for (l = 0; l < n_layers_used; l++)
+            for (u = 0; u < units; u++) {
+                size_t base = ((size_t)l * units + u) * (size_t)cap;
+                memcpy(kv->k + (base + (size_t)s) * kub, kv->k + base * kub, (size_t)n * kub);
+                memcpy(kv->v + (base + (size_t)s) * vub, kv->v + base * vub, (size_t)n * vub);
+            }
         ropex_kv_advance(kv, n);
     }
     free(k); free(v);
