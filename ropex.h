@@ -3740,10 +3740,12 @@ static void ropex__att_run(ropex__att_pass *P, const float *const *qh, int64_t t
         for (j = 0; j < nk; j++) {
             sl[j] = slot;
             if (++slot == c->capacity) slot = c->n_sink;
-            /* RoPE position of a key used at rotate-at-use: its text position (TEXT) or cache slot
-               (CACHE: sinks keep theirs, ring keys sit at query slot minus the text distance). */
-            kpos[j] = is_sink ? t + j : P->qpos - (P->p - (t + j));
         }
+        if (kv->keys_raw)
+            for (j = 0; j < nk; j++)
+                /* RoPE position of a key used at rotate-at-use: its text position (TEXT) or cache slot
+                   (CACHE: sinks keep theirs, ring keys sit at query slot minus the text distance). */
+                kpos[j] = is_sink ? t + j : P->qpos - (P->p - (t + j));
         ropex__att_tile(P, qh, sl, kpos, nk);
     }
 }
