@@ -868,6 +868,18 @@ static ropex_type ropex__base_type(ropex_type t) {
 }
 
 /* GGML quantize_row_q8_0_ref: d = amax/127, q = roundf(x/d) (ties away from zero). */
+/* GGML's roundf(p) (half away from zero) clamped to [-128, 127], NaN -> 0, without a libm call:
+   below 128.5 the truncation and the fraction a - trunc(a) are exact in float. */
+static int ropex__q8_round(float p) {
+    float a = p < 0.0f ? -p : p;
+    int32_t i;
+    if (!(a < 128.5f)) return p != p ? 0 : (p > 0.0f ? 127 : -128);
+    i = (int32_t)a;
+    if (a - (float)i >= 0.5f) i++;
+    if (p < 0.0f) i = -i;
+    return i > 127 ? 127 : i;
+}
+
 static void ropex__quant_q8_0_block(const float *x, unsigned char *blk) {
     float amax = 0.0f, d, id;
     int j;
@@ -876,9 +888,8 @@ static void ropex__quant_q8_0_block(const float *x, unsigned char *blk) {
     id = d != 0.0f ? 1.0f / d : 0.0f;
     ropex__q_st16(blk, ropex_fp32_to_fp16(d));
     for (j = 0; j < 32; j++) {
-        float v = roundf(x[j] * id);
-        int q = (v >= -128.0f && v <= 127.0f) ? (int)v : (v > 0.0f ? 127 : (v < 0.0f ? -128 : 0));
-        blk[2 + j] = (unsigned char)(q & 0xFF);
+        volatile float p = x[j] * id;   /* rounded to float as GGML does (no FMA contraction below) */
+        blk[2 + j] = (unsigned char)(ropex__q8_round(p) & 0xFF);
     }
 }
 
