@@ -25,6 +25,7 @@
        static ropex_model m;                       // large (per-layer tables): keep it off the stack
        ropex_ctx ctx; ropex_ctx_config cc; ropex_sampler s; int32_t ids[256]; int n, i; char piece[64];
        if (ropex_model_load_file(&m, "model.gguf", NULL) != ROPEX_OK) return 1;   // or .bin + tokenizer.bin
+       ropex_model_repack(&m);                     // optional: Q4_0/Q8_0 in the SIMD layout (same logits)
        memset(&cc, 0, sizeof cc);                  // zero = defaults: the model's RoPE, its trained context
        cc.kv_size = 512; cc.n_sink = 4; cc.positions = ROPEX_POS_CACHE;   // a ring: stream forever
        // cc.rope = m.hp.rope; cc.rope.base = 40000; ...  to change RoPE at run time
