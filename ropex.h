@@ -4602,6 +4602,10 @@ static ropex_status ropex__gguf_tensors(ropex__gguf *g, const ropex_hparams *hp,
             if (!ropex__g_u32(g, &type) || !ropex__g_u64(g, &offset)) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: truncated tensor info");
             if (offset % g->alignment) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: tensor offset not aligned");
             if (pass == 0) continue;
+            /* Per-pair frequency factors (llama.cpp writes them for Llama 3.x and LongRoPE models):
+               ignoring them would silently run the wrong RoPE, so the file is refused (README, Limits). */
+            if (ropex__g_key_is(name, nl, "rope_freqs.weight"))
+                return ropex__gerr(g, ROPEX_ERR_UNSUPPORTED, "gguf: rope_freqs tensor (per-pair RoPE frequency factors) not supported; choose llama3/LongRoPE scaling at run time");
             slot = ropex__gguf_slot(name, nl, hp->n_layers);
             if (slot == -2) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: tensor of a layer beyond block_count");
             rows = ne[1] * ne[2] * ne[3];
