@@ -566,7 +566,9 @@ ROPEX_API ropex_status ropex_model_repack(ropex_model *m);
 ROPEX_API const char *ropex_model_error(const ropex_model *m);
 
 /* GGUF v3 writer (what tools/ropex-convert uses). Writes a loaded model with llama.cpp's key and
-   tensor names into out (little-endian on every host, alignment 32). Weight matrices get `type`;
+   tensor names into out (little-endian on every host, alignment 32); a LongRoPE config with one list
+   for both lengths and no magnitude becomes llama.cpp's rope_freqs tensor (the loader maps it back).
+   Weight matrices get `type`;
    norms stay F32; rows that are not a multiple of 32 stay F16 when `type` is Q8_0/Q4_0. Tensors are
    written as loaded (no Q/K permutation: llama.cpp's llama arch uses adjacent pairs like llama2.c).
    Zero-initialised config = F32, context_length = the model's trained context, name "llama".
@@ -2417,8 +2419,11 @@ ROPEX_API ropex_status ropex_rope_table_init(ropex_rope_table *t, const ropex_ro
     t->n_pairs = np = e.d / 2;
     t->layout = c->layout;
     t->length = length ? length : (int64_t)c->train_ctx;
+    /* LongRoPE switches lists at L0; with equal lists (GGUF rope_freqs) nothing depends on the length */
     t->length_dependent = c->scaling == ROPEX_SCALE_DYNAMIC || c->scaling == ROPEX_SCALE_DYNAMIC_QWEN ||
-                          c->scaling == ROPEX_SCALE_LONGROPE;
+                          (c->scaling == ROPEX_SCALE_LONGROPE &&
+                           (c->longrope_short != c->longrope_long &&
+                            memcmp(c->longrope_short, c->longrope_long, (size_t)(e.d / 2) * sizeof(float)) != 0));
     L = (double)t->length;
     s = e.factor;
 
@@ -4580,9 +4585,9 @@ static ropex_status ropex__gguf_vocab(ropex__gguf *g, ropex_model *m, ropex__are
 }
 
 /* Tensor infos: pass 1 finds the data section, pass 2 checks and maps every tensor. */
-static ropex_status ropex__gguf_tensors(ropex__gguf *g, const ropex_hparams *hp, ropex_model *m) {
+static ropex_status ropex__gguf_tensors(ropex__gguf *g, const ropex_hparams *hp, ropex_model *m, ropex__arena *ar) {
     uint64_t t, end;
-    int pass;
+    int pass, freqs_seen = 0;
     unsigned char seen[ROPEX__GGUF_SLOTS];
     memset(seen, 0, sizeof(seen));
     for (pass = 0; pass < 2; pass++) {
@@ -4602,10 +4607,36 @@ static ropex_status ropex__gguf_tensors(ropex__gguf *g, const ropex_hparams *hp,
             if (!ropex__g_u32(g, &type) || !ropex__g_u64(g, &offset)) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: truncated tensor info");
             if (offset % g->alignment) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: tensor offset not aligned");
             if (pass == 0) continue;
-            /* Per-pair frequency factors (llama.cpp writes them for Llama 3.x and LongRoPE models):
-               ignoring them would silently run the wrong RoPE, so the file is refused (README, Limits). */
-            if (ropex__g_key_is(name, nl, "rope_freqs.weight"))
-                return ropex__gerr(g, ROPEX_ERR_UNSUPPORTED, "gguf: rope_freqs tensor (per-pair RoPE frequency factors) not supported; choose llama3/LongRoPE scaling at run time");
+            /* Per-pair frequency factors (llama.cpp's converter writes them for Llama 3.x): theta of
+               pair j is divided by f[j] at every position. That is LongRoPE with one list for short
+               and long contexts and no magnitude, which is how the model's RoPE is set up (copied into
+               aux as host floats; the user's config can still override it at run time). */
+            if (ropex__g_key_is(name, nl, "rope_freqs.weight")) {
+                int np = hp->rope.rot_dims / 2, j;
+                float *f;
+                const uint8_t *src = g->d + g->data_start + offset;
+                if (freqs_seen++) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: duplicate tensor");
+                if (type != ROPEX_F32 || nd != 1 || ne[0] != (uint64_t)np)
+                    return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: rope_freqs must be f32 with rope.dimension_count/2 values");
+                if (!ropex__add64(offset, 4 * ne[0], &end) || end > (uint64_t)(g->n - g->data_start))
+                    return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: tensor data past the end of the file");
+                if (hp->rope.scaling != ROPEX_SCALE_NONE)
+                    return ropex__gerr(g, ROPEX_ERR_UNSUPPORTED, "gguf: rope_freqs together with rope.scaling.type");
+                for (j = 0; j < np; j++) {
+                    float v = ropex__q_ldf32(src + 4 * (size_t)j);
+                    if (!(v > 0.0f && v < 1e30f)) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: rope_freqs value not finite and > 0");
+                }
+                f = (float *)ropex__arena_alloc(ar, (uint64_t)np * 4, 4);
+                if (ar->overflow) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: rope_freqs too large");
+                if (m) {
+                    if (!f) return ropex__gerr(g, ROPEX_ERR_BUFFER, "aux buffer too small");
+                    for (j = 0; j < np; j++) f[j] = ropex__q_ldf32(src + 4 * (size_t)j);
+                    m->hp.rope.scaling = ROPEX_SCALE_LONGROPE;
+                    m->hp.rope.longrope_short = f;
+                    m->hp.rope.longrope_long = f;
+                }
+                continue;
+            }
             slot = ropex__gguf_slot(name, nl, hp->n_layers);
             if (slot == -2) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: tensor of a layer beyond block_count");
             rows = ne[1] * ne[2] * ne[3];
@@ -4668,7 +4699,7 @@ static ropex_status ropex__gguf_load(ropex__gguf *g, ropex_model *m, const void 
     hp.vocab_size = (int)g->n_tokens;
     if ((st = ropex__gguf_vocab(g, m, ar)) != ROPEX_OK) return st;
     if (m) m->hp = hp;
-    if ((st = ropex__gguf_tensors(g, &hp, m)) != ROPEX_OK) return st;
+    if ((st = ropex__gguf_tensors(g, &hp, m, ar)) != ROPEX_OK) return st;
     if (m) m->format = ROPEX_FORMAT_GGUF;
     return ROPEX_OK;
 }
@@ -4833,7 +4864,7 @@ ROPEX_API ropex_status ropex_gguf_write(const ropex_model *m, const ropex_gguf_w
     const ropex_hparams *hp;
     const ropex_vocab *v;
     ropex_type t = cfg ? cfg->type : ROPEX_F32;
-    int n_tensors, i, ctx, scaled, is_norm;
+    int n_tensors, i, ctx, scaled, is_norm, np, freqs;
     uint64_t off;
     uint32_t ftype;
     char name[64];
@@ -4848,12 +4879,17 @@ ROPEX_API ropex_status ropex_gguf_write(const ropex_model *m, const ropex_gguf_w
     ftype = t == ROPEX_F32 ? 0 : t == ROPEX_F16 ? 1 : t == ROPEX_Q4_0 ? 2 : 7;   /* llama_ftype ids */
     ctx = cfg && cfg->context_length > 0 ? cfg->context_length : (hp->rope.train_ctx > 0 ? hp->rope.train_ctx : hp->file_ctx);
     scaled = hp->rope.scaling == ROPEX_SCALE_LINEAR || hp->rope.scaling == ROPEX_SCALE_YARN;
+    /* LongRoPE with one list for all lengths and no magnitude = llama.cpp's rope_freqs tensor */
+    np = (hp->rope.rot_dims > 0 ? hp->rope.rot_dims : hp->head_dim) / 2;
+    freqs = hp->rope.scaling == ROPEX_SCALE_LONGROPE && hp->rope.longrope_short && hp->rope.longrope_long &&
+            (hp->rope.factor == 0.0 || hp->rope.factor == 1.0) && hp->rope.attn_factor == 0.0 && np > 0 &&
+            memcmp(hp->rope.longrope_short, hp->rope.longrope_long, (size_t)np * sizeof(float)) == 0;
     n_tensors = 3 + 9 * hp->n_layers;
     memset(&w, 0, sizeof(w));
     w.p = (uint8_t *)out; w.cap = cap;
     ropex__gw_bytes(&w, "GGUF", 4);
     ropex__gw_u32(&w, 3);
-    ropex__gw_u64(&w, (uint64_t)n_tensors);
+    ropex__gw_u64(&w, (uint64_t)(n_tensors + freqs));
     ropex__gw_u64(&w, (uint64_t)(16 + (t == ROPEX_Q8_0 || t == ROPEX_Q4_0) + (scaled ? 3 : 0) +
                                  (hp->head_dim * hp->n_heads != hp->dim ? 2 : 0) +
                                  (v->bos_id >= 0) + (v->eos_id >= 0) + (v->unk_id >= 0) + (v->no_space_prefix != 0)));
@@ -4909,12 +4945,20 @@ ROPEX_API ropex_status ropex_gguf_write(const ropex_model *m, const ropex_gguf_w
         ropex__gw_u64(&w, off);
         off = (off + bytes + 31) / 32 * 32;
     }
+    if (freqs) {
+        ropex__gw_str(&w, "rope_freqs.weight");
+        ropex__gw_u32(&w, 1);
+        ropex__gw_u64(&w, (uint64_t)np);
+        ropex__gw_u32(&w, 0);   /* f32 */
+        ropex__gw_u64(&w, off);
+    }
     ropex__gw_pad(&w, 32);
     for (i = 0; i < n_tensors; i++) {
         const ropex_tensor *x = ropex__gw_tensor(m, i, name, &is_norm);
         if ((st = ropex__gw_tensor_data(&w, x, ropex__gw_type(x, t, is_norm))) != ROPEX_OK) return st;
-        if (i + 1 < n_tensors) ropex__gw_pad(&w, 32);
+        if (i + 1 < n_tensors || freqs) ropex__gw_pad(&w, 32);
     }
+    for (i = 0; freqs && i < np; i++) ropex__gw_f32(&w, hp->rope.longrope_short[i]);
     if (w.overflow) return ROPEX_ERR_ARG;
     *size = w.off;
     if (!out) return ROPEX_OK;

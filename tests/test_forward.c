@@ -360,6 +360,49 @@ int main(void) {
         }
     }
 
+    /* ---- per-pair RoPE frequency factors (GGUF rope_freqs, as llama.cpp writes them for Llama 3.x):
+       the model with factors written to GGUF and read back gives the same logits; the factors
+       change them; one list for all lengths keeps the table length-independent ---- */
+    if (ppl_f32 > 0.0) {
+        static ropex_model lr, back;
+        static float ff[ROPEX_ROPE_MAX_PAIRS], ff2[ROPEX_ROPE_MAX_PAIRS];
+        ropex_gguf_write_config gc;
+        ropex_rope_table tab;
+        size_t gsz = 0;
+        unsigned char *gb;
+        int j, n = 96, np = bin.hp.head_dim / 2;
+        float *a = (float *)malloc((size_t)n * V * sizeof(float)), *b = (float *)malloc((size_t)n * V * sizeof(float));
+        lr = bin;   /* shares bin's memory: never freed */
+        for (j = 0; j < np; j++) { ff[j] = 1.0f + 0.75f * (float)j; ff2[j] = ff[j]; }
+        lr.hp.rope.scaling = ROPEX_SCALE_LONGROPE;
+        lr.hp.rope.longrope_short = ff;
+        lr.hp.rope.longrope_long = ff2;   /* equal contents, another array */
+        CHECK(ropex_rope_table_init(&tab, &lr.hp.rope, 0) == ROPEX_OK && tab.length_dependent == 0,
+              "equal LongRoPE lists: table not length-dependent");
+        ff2[0] = 2.0f;
+        CHECK(ropex_rope_table_init(&tab, &lr.hp.rope, 0) == ROPEX_OK && tab.length_dependent == 1,
+              "different LongRoPE lists: length-dependent");
+        ff2[0] = ff[0];
+        memset(&gc, 0, sizeof gc);
+        gb = NULL;
+        if (ropex_gguf_write(&lr, &gc, NULL, 0, &gsz) == ROPEX_OK && (gb = (unsigned char *)malloc(gsz)) != NULL &&
+            ropex_gguf_write(&lr, &gc, gb, gsz, &gsz) == ROPEX_OK) {
+            st = ropex_model_load_gguf_memory(&back, gb, gsz);
+            CHECK(st == ROPEX_OK && back.hp.rope.scaling == ROPEX_SCALE_LONGROPE && back.hp.rope.longrope_short &&
+                  back.hp.rope.longrope_short[np - 1] == ff[np - 1] && back.hp.rope.longrope_long[1] == ff[1],
+                  "rope_freqs read back as per-pair factors (%s)", ropex_status_str(st));
+            if (st == ROPEX_OK && a && b && run_logits(&lr, &cfg, ids, n, 32, a, NULL) == 0 &&
+                run_logits(&back, &cfg, ids, n, 7, b, NULL) == 0) {
+                CHECK(max_abs_diff(a, b, (size_t)n * V) <= 1e-4, "rope_freqs GGUF round trip: same logits (max diff %.3g)",
+                      max_abs_diff(a, b, (size_t)n * V));
+                CHECK(max_abs_diff(a, f32, (size_t)n * V) > 1e-2, "the factors change the logits (max diff %.3g)",
+                      max_abs_diff(a, f32, (size_t)n * V));
+            } else CHECK(0, "run the rope_freqs models");
+            ropex_model_free(&back);
+        } else CHECK(0, "write a GGUF with rope_freqs");
+        free(gb); free(a); free(b);
+    }
+
     /* ---- streaming past the trained context: 256 + 4 sinks, CACHE positions, Q8_0 KV
        (quick: 64 + 4 sinks, 320 tokens: the ring still wraps four times) ---- */
     {

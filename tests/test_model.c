@@ -631,7 +631,7 @@ static void test_gguf_hostile(const unsigned char *g, size_t n) {
     t = walk_find_t(&w, "blk.4.ffn_up.weight");
     HOSTILE(c[w.ti_off[t] + 8 + 4] = '0', ROPEX_ERR_FORMAT);             /* blk.0.ffn_up twice */
     t = walk_find_t(&w, "token_embd.weight");                            /* same length as: */
-    HOSTILE(memcpy(c + w.ti_off[t] + 8, "rope_freqs.weight", 17), ROPEX_ERR_UNSUPPORTED);   /* llama3 factors */
+    HOSTILE(memcpy(c + w.ti_off[t] + 8, "rope_freqs.weight", 17), ROPEX_ERR_FORMAT);   /* factors: 2-d, 64x512 */
 #undef HOSTILE
     CHECK(n_err == n_cases, "targeted hostile gguf fields: %d of %d give the expected error", n_err, n_cases);
     CHECK(ropex_model_load_gguf_memory(NULL, g, n) == ROPEX_ERR_ARG, "NULL model");
