@@ -408,6 +408,7 @@ typedef struct ropex_kv {
     int64_t n_past;              /* tokens appended so far (next text position) */
     size_t k_row_bytes, v_row_bytes;     /* bytes of one token's keys / values in one layer */
     size_t k_unit_bytes, v_unit_bytes;   /* the same for one unit of kv heads (see below) */
+    int unit_heads, n_units;     /* kv heads per unit (whole Q8_0 blocks), units per row */
     int unit_major;              /* 1: rows [layer][unit][slot]; 0: [layer][slot] (all units) */
     unsigned char *k, *v;        /* the rows */
     int64_t *slot_pos;           /* text position held by each slot, -1 = empty */
@@ -1500,13 +1501,25 @@ static void ropex__q4_0_avx2_4x1(const unsigned char *w, size_t rb, size_t nb, c
 
 /* Q4_0, 8 rows x 1 token: the 4-row kernel's arithmetic, with the activation loads and
    the scale conversion shared by twice as many rows (fewer instructions per weight byte). */
-#define ROPEX__Q4_PAIR(pa, pb, acc, dv) do { \
-        __m256i q_ = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(pa))), \
-                                             _mm_loadu_si128((const __m128i *)(const void *)(pb)), 1); \
+/* One register [row a quants | row b quants] (q) into the two rows' lanes of acc (uses m4, xl,
+   xh, corr, ones from the kernel); the GGML layout assembles q with an insert, the repacked one
+   loads it. */
+#define ROPEX__Q4_REG(q, acc, dv) do { \
+        __m256i q_ = (q); \
         __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q_, m4), xl), \
                                       _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q_, 4), m4), xh)); \
         s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, corr), ones); \
         acc = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s_), acc); \
+    } while (0)
+#define ROPEX__Q4_PAIR(pa, pb, acc, dv) \
+    ROPEX__Q4_REG(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(pa))), \
+                                          _mm_loadu_si128((const __m128i *)(const void *)(pb)), 1), acc, dv)
+/* y[k] and y[k+4] from acc k (k = 0..3): the 8-row kernels' outputs (rows k and k+4 share a register). */
+#define ROPEX__STORE8(y) do { \
+        y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[4] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1)); \
+        y[1] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[5] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1)); \
+        y[2] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc2)); y[6] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc2, 1)); \
+        y[3] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc3)); y[7] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc3, 1)); \
     } while (0)
 /* Streaming from DRAM: while an 8-row Q4_0 tile is computed, the next tile (the contiguous
    bytes [w + tb, w + 2 tb)) is fetched into L2 as ONE sequential stream, 144 bytes per block
@@ -1539,10 +1552,7 @@ static void ropex__q4_0_avx2_8x1(const unsigned char *w, size_t rb, size_t nb, c
         ROPEX__Q4_PAIR(p + r2 + 2, p4 + r2 + 2, acc2, _mm256_permute_ps(d8, 0xAA));
         ROPEX__Q4_PAIR(p + r3 + 2, p4 + r3 + 2, acc3, _mm256_permute_ps(d8, 0xFF));
     }
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[4] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1));
-    y[1] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[5] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1));
-    y[2] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc2)); y[6] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc2, 1));
-    y[3] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc3)); y[7] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc3, 1));
+    ROPEX__STORE8(y);
 }
 
 /* Q8_0, 4 rows x 1 token: int8 weights widened to int16, madd against x as int16 (aux) gives
@@ -1661,12 +1671,13 @@ static void ropex__q4_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
    Registers hold [row a elements | row b elements] as in the Q4_0 kernels, so the madd by one
    of each half gives the contract's lanes directly (no horizontal add); |w| and w are made
    once per weight block and reused by the four tokens. */
+/* Lanes of one half block: |w| (aw) times x carrying w's sign, pairs summed, then fours by madd. */
+#define ROPEX__Q8_HALF(aw, w, x) _mm256_madd_epi16(_mm256_maddubs_epi16((aw), _mm256_sign_epi8((x), (w))), ones)
 #define ROPEX__Q8_TOK(k, acc) do { \
         const ropex__act *ak = &a[k]; \
         __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(ak->qs + 32 * b))); \
         __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(ak->qs + 32 * b + 16))); \
-        __m256i s_ = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(al, _mm256_sign_epi8(xl_, wl)), ones), \
-                                      _mm256_madd_epi16(_mm256_maddubs_epi16(ah, _mm256_sign_epi8(xh_, wh)), ones)); \
+        __m256i s_ = _mm256_add_epi32(ROPEX__Q8_HALF(al, wl, xl_), ROPEX__Q8_HALF(ah, wh, xh_)); \
         acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ak->d[b])), _mm256_cvtepi32_ps(s_), acc); \
     } while (0)
 static void ropex__q8_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
@@ -1791,19 +1802,7 @@ ROPEX__Q_INLINE __m256 ropex__avx2_d8(const unsigned char *p) {
 #ifndef ROPEX__X8_PF
 #  define ROPEX__X8_PF 1024   /* prefetch distance in bytes along a group's stream */
 #endif
-#define ROPEX__X8_STORE8(y) do { \
-        y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[4] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1)); \
-        y[1] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[5] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1)); \
-        y[2] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc2)); y[6] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc2, 1)); \
-        y[3] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc3)); y[7] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc3, 1)); \
-    } while (0)
-#define ROPEX__Q4X_PAIR(pp, acc, dv) do { \
-        __m256i q_ = _mm256_loadu_si256((const __m256i *)(const void *)(pp)); \
-        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q_, m4), xl), \
-                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q_, 4), m4), xh)); \
-        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, corr), ones); \
-        acc = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s_), acc); \
-    } while (0)
+#define ROPEX__Q4X_PAIR(pp, acc, dv) ROPEX__Q4_REG(_mm256_loadu_si256((const __m256i *)(const void *)(pp)), acc, dv)
 /* Q4_0 repacked, 8 rows x 1 token (g: the group; 144 bytes per block column). */
 static void ropex__q4x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex__act *a, float *y) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
@@ -1824,16 +1823,15 @@ static void ropex__q4x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex_
         ROPEX__Q4X_PAIR(p + 80, acc2, _mm256_permute_ps(d8, 0xAA));
         ROPEX__Q4X_PAIR(p + 112, acc3, _mm256_permute_ps(d8, 0xFF));
     }
-    ROPEX__X8_STORE8(y);
+    ROPEX__STORE8(y);
 }
 /* Q8_0 repacked, 8 rows x 1 token (272 bytes per block column): maddubs with the sign trick
    as in the Q8_0 tiles, lanes as in the contract. */
 #define ROPEX__Q8X_PAIR(pp, acc, dv) do { \
         __m256i wl_ = _mm256_loadu_si256((const __m256i *)(const void *)(pp)); \
         __m256i wh_ = _mm256_loadu_si256((const __m256i *)(const void *)((pp) + 32)); \
-        __m256i s_ = _mm256_add_epi32( \
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wl_), _mm256_sign_epi8(xl, wl_)), ones), \
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wh_), _mm256_sign_epi8(xh, wh_)), ones)); \
+        __m256i s_ = _mm256_add_epi32(ROPEX__Q8_HALF(_mm256_abs_epi8(wl_), wl_, xl), \
+                                      ROPEX__Q8_HALF(_mm256_abs_epi8(wh_), wh_, xh)); \
         acc = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s_), acc); \
     } while (0)
 static void ropex__q8x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex__act *a, float *y) {
@@ -1855,7 +1853,7 @@ static void ropex__q8x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex_
         ROPEX__Q8X_PAIR(p + 144, acc2, _mm256_permute_ps(d8, 0xAA));
         ROPEX__Q8X_PAIR(p + 208, acc3, _mm256_permute_ps(d8, 0xFF));
     }
-    ROPEX__X8_STORE8(y);
+    ROPEX__STORE8(y);
 }
 /* Prompt tiles on a repacked group: pair k (rows k and k+4) x 4 or 8 tokens, the per-token work
    of the 2x4/2x8 kernels above; y[t*ys] receives row k, y[t*ys + 4] row k+4. */
@@ -3335,6 +3333,8 @@ ROPEX_API ropex_status ropex_kv_init(ropex_kv *kv, const ropex_kv_config *cfg, c
     kv->v_row_bytes = vr;
     {
         int uh = ropex__kv_unit_heads(cfg);
+        kv->unit_heads = uh;
+        kv->n_units = cfg->n_kv_heads / uh;
         kv->k_unit_bytes = ropex__kv_elem_off(cfg->k_type, (size_t)uh * (size_t)cfg->head_dim);
         kv->v_unit_bytes = ropex__kv_elem_off(cfg->v_type, (size_t)uh * (size_t)cfg->head_dim);
         kv->unit_major = kv->k_unit_bytes % 64 != 0 || kv->v_unit_bytes % 64 != 0;
@@ -3389,7 +3389,7 @@ ROPEX_API ropex_status ropex_kv_advance(ropex_kv *kv, int n_tokens) {
 /* The row of unit u (whole kv-head group) at (layer, slot), keys or values. */
 static unsigned char *ropex__kv_urow(const ropex_kv *kv, int is_v, int layer, int u, int64_t slot) {
     const ropex_kv_config *c = &kv->cfg;
-    size_t units = (size_t)(c->n_kv_heads / ropex__kv_unit_heads(c)), idx;
+    size_t units = (size_t)kv->n_units, idx;
     if (!kv->unit_major) {
         idx = (size_t)layer * (size_t)c->capacity + (size_t)slot;
         return is_v ? kv->v + idx * kv->v_row_bytes + (size_t)u * kv->v_unit_bytes
@@ -3403,7 +3403,7 @@ static unsigned char *ropex__kv_urow(const ropex_kv *kv, int is_v, int layer, in
 static void ropex__kv_store_row(ropex_kv *kv, int layer, const float *k, const float *v, int64_t p,
                                 int ua, int ub) {
     const ropex_kv_config *c = &kv->cfg;
-    int uh = ropex__kv_unit_heads(c), u;
+    int uh = kv->unit_heads, u;
     size_t span = (size_t)uh * (size_t)c->head_dim;
     int64_t slot = ropex__kv_slot(c, p);
     float buf[ROPEX__ATT_SPAN];
@@ -3421,7 +3421,7 @@ ROPEX_API ropex_status ropex_kv_store(ropex_kv *kv, int layer, const float *k, c
     size_t row;
     if (!kv || !kv->k || !k || !v || n_tokens < 0 || layer < 0 || layer >= kv->cfg.n_layers) return ROPEX_ERR_ARG;
     if (kv->n_past > INT64_MAX - n_tokens) return ROPEX_ERR_ARG;
-    units = kv->cfg.n_kv_heads / ropex__kv_unit_heads(&kv->cfg);
+    units = kv->n_units;
     row = (size_t)kv->cfg.n_kv_heads * (size_t)kv->cfg.head_dim;
     for (i = 0; i < n_tokens; i++)
         ropex__kv_store_row(kv, layer, k + (size_t)i * row, v + (size_t)i * row, kv->n_past + i, 0, units);
@@ -3438,8 +3438,8 @@ ROPEX_API ropex_status ropex_kv_set_rope(ropex_kv *kv, const ropex_rope_config *
     st = ropex__kv_rope_check(&kv->cfg, rope, &nt);
     if (st != ROPEX_OK) return st;
     new_raw = ropex__kv_keys_raw(&kv->cfg, &nt);
-    uh = ropex__kv_unit_heads(&kv->cfg);
-    units = kv->cfg.n_kv_heads / uh;
+    uh = kv->unit_heads;
+    units = kv->n_units;
     span = (size_t)uh * (size_t)kv->cfg.head_dim;
     /* Stored keys follow the new frequency set once per change (dequantize, undo the old rotation and
        magnitude at the stored text position, apply the new one, requantize). Raw keys need nothing.
@@ -3780,7 +3780,7 @@ static void ropex__att_q(const ropex__att_pass *P, const float *raw, int64_t pos
 static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
     ropex_kv *kv = J->kv;
     const ropex_kv_config *c = &kv->cfg;
-    int hd = c->head_dim, uh = ropex__kv_unit_heads(c), g = J->n_heads / c->n_kv_heads;
+    int hd = c->head_dim, uh = kv->unit_heads, g = J->n_heads / c->n_kv_heads;
     size_t row = (size_t)c->n_kv_heads * (size_t)hd, qrow = (size_t)J->n_heads * (size_t)hd;
     int64_t p = kv->n_past + i, R = c->capacity - c->n_sink, ns, lo;
     int64_t qpos = c->positions == ROPEX_POS_CACHE && p > c->capacity - 1 ? c->capacity - 1 : p;
@@ -3871,7 +3871,7 @@ ROPEX_API ropex_status ropex_attention(ropex_kv *kv, int layer, int n_heads, flo
     if (kv->n_past > INT64_MAX - n_tokens - 1) return ROPEX_ERR_ARG;
     if (n_tokens == 0) return ROPEX_OK;
     J.kv = kv; J.layer = layer; J.n_heads = n_heads; J.n_tokens = n_tokens;
-    J.units = kv->cfg.n_kv_heads / ropex__kv_unit_heads(&kv->cfg);
+    J.units = kv->n_units;
     J.q = q; J.out = out; J.k = k; J.v = v;
     if (!th || ropex_threads_count(th) <= 1) ropex__att_task(&J, 0, 1);
     else ropex_threads_run(th, ropex__att_task, &J);
@@ -4622,15 +4622,15 @@ static ropex_status ropex__gguf_tensors(ropex__gguf *g, const ropex_hparams *hp,
                     return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: tensor data past the end of the file");
                 if (hp->rope.scaling != ROPEX_SCALE_NONE)
                     return ropex__gerr(g, ROPEX_ERR_UNSUPPORTED, "gguf: rope_freqs together with rope.scaling.type");
+                f = (float *)ropex__arena_alloc(ar, (uint64_t)np * 4, 4);   /* NULL when measuring */
+                if (ar->overflow) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: rope_freqs too large");
+                if (m && !f) return ropex__gerr(g, ROPEX_ERR_BUFFER, "aux buffer too small");
                 for (j = 0; j < np; j++) {
                     float v = ropex__q_ldf32(src + 4 * (size_t)j);
                     if (!(v > 0.0f && v < 1e30f)) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: rope_freqs value not finite and > 0");
+                    if (f) f[j] = v;
                 }
-                f = (float *)ropex__arena_alloc(ar, (uint64_t)np * 4, 4);
-                if (ar->overflow) return ropex__gerr(g, ROPEX_ERR_FORMAT, "gguf: rope_freqs too large");
                 if (m) {
-                    if (!f) return ropex__gerr(g, ROPEX_ERR_BUFFER, "aux buffer too small");
-                    for (j = 0; j < np; j++) f[j] = ropex__q_ldf32(src + 4 * (size_t)j);
                     m->hp.rope.scaling = ROPEX_SCALE_LONGROPE;
                     m->hp.rope.longrope_short = f;
                     m->hp.rope.longrope_long = f;
@@ -5074,6 +5074,11 @@ static int ropex__pack_list(ropex_model *m, ropex_tensor **ts) {
     if (m->output.data != m->tok_embd.data) ts[n++] = &m->output;
     return n;
 }
+/* Bytes a tensor takes in the pack (whole cache lines), 0 when it is not repacked. */
+static size_t ropex__pack_bytes(const ropex_tensor *t) {
+    if (!ropex__is_block(t->type) || t->rows < 8) return 0;
+    return ((size_t)t->rows * ropex_row_bytes(t->type, (size_t)t->cols) + 63) & ~(size_t)63;
+}
 #endif
 
 ROPEX_API ropex_status ropex_model_repack(ropex_model *m) {
@@ -5085,12 +5090,11 @@ ROPEX_API ropex_status ropex_model_repack(ropex_model *m) {
     if (!m) return ROPEX_ERR_ARG;
     if (m->pack) return ROPEX_OK;   /* already */
     n = ropex__pack_list(m, ts);
-    for (i = 0; i < n; i++)
-        if (ropex__is_block(ts[i]->type) && ts[i]->rows >= 8) {
-            size_t b = (size_t)ts[i]->rows * ropex_row_bytes(ts[i]->type, (size_t)ts[i]->cols);
-            if (b > SIZE_MAX - 64 - total) return ROPEX_ERR_NOMEM;
-            total += (b + 63) & ~(size_t)63;
-        }
+    for (i = 0; i < n; i++) {
+        size_t b = ropex__pack_bytes(ts[i]);
+        if (b > SIZE_MAX - 64 - total) return ROPEX_ERR_NOMEM;
+        total += b;
+    }
     if (total == 0) return ROPEX_OK;
     buf = (unsigned char *)ropex__malloc(total + 64);
     if (!buf) return ROPEX_ERR_NOMEM;
@@ -5099,13 +5103,12 @@ ROPEX_API ropex_status ropex_model_repack(ropex_model *m) {
     buf += (64 - ((uintptr_t)buf & 63)) & 63;   /* groups start on cache lines */
     for (i = 0; i < n; i++) {
         ropex_tensor *t = ts[i];
-        size_t b;
-        if (!ropex__is_block(t->type) || t->rows < 8) continue;
-        b = (size_t)t->rows * ropex_row_bytes(t->type, (size_t)t->cols);
+        size_t b = ropex__pack_bytes(t);
+        if (!b) continue;
         (void)ropex_repack(t->type, t->data, (size_t)t->rows, (size_t)t->cols, buf + off);
         t->data = buf + off;
         t->type = t->type == ROPEX_Q4_0 ? ROPEX_Q4_0_X8 : ROPEX_Q8_0_X8;
-        off += (b + 63) & ~(size_t)63;
+        off += b;
     }
     return ROPEX_OK;
 #else
