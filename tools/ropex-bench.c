@@ -256,6 +256,32 @@ static double time_mm(ropex_type t, unsigned char *const *w, int nw, size_t rows
     return bench_median(s, samples);
 }
 
+/* Streamed cases, paired with the probe: samples alternate one read-bandwidth pass over the very
+   bytes of the weight copies (same pages, same thread count) and one pass of matvecs through all
+   copies; the median of the per-sample ratios is immune to drifts of the shared machine's
+   bandwidth between the probe at the start of the run and this case. */
+static double paired_ratio(ropex_type t, unsigned char *const *w, int nw, size_t one, size_t rows, size_t cols,
+                           const float *x, float *y, void *work, ropex_threads *pool, int samples) {
+    double r[32];
+    bw_job j;
+    int i, k, nt = ropex_threads_count(pool);
+    size_t probe_bytes;
+    if (samples > 32) samples = 32;
+    j.buf = w[0];
+    j.bytes = one * (size_t)nw;   /* the copies are consecutive in one mapping */
+    probe_bytes = ((j.bytes / (size_t)nt) & ~(size_t)255) * (size_t)nt;
+    for (i = 0; i < samples; i++) {
+        double t0 = bench_now(), tp, tk;
+        ropex_threads_run(pool, bw_task, &j);
+        tp = bench_now() - t0;
+        t0 = bench_now();
+        for (k = 0; k < nw; k++) ropex_matvec(t, w[k], rows, cols, x, y, work, pool);
+        tk = bench_now() - t0;
+        r[i] = ((double)one * nw / tk) / ((double)probe_bytes / tp);
+    }
+    return bench_median(r, samples);
+}
+
 static const ropex_type k_types[6] = {ROPEX_Q4_0_X8, ROPEX_Q4_0, ROPEX_Q8_0_X8, ROPEX_Q8_0, ROPEX_F16, ROPEX_F32};
 
 static void bench_kernels(const bench_env *env, double llc) {
@@ -330,7 +356,8 @@ static void bench_kernels(const bench_env *env, double llc) {
                 for (k = 0; k < nw; k++) { ws[k] = base + one * (size_t)k; memcpy(ws[k], w, one); }
                 for (ti = 0; ti < env->n_threads; ti++) {
                     double s = time_mm(t, ws, nw, 11008, cols, x, 1, y, work, env->pool[ti], nw, env->quick ? 3 : 5);
-                    snprintf(extra, sizeof extra, "%d copies, %.0f MB", nw, one * (double)nw / 1048576.0);
+                    double pr = paired_ratio(t, ws, nw, one, 11008, cols, x, y, work, env->pool[ti], env->quick ? 3 : 7);
+                    snprintf(extra, sizeof extra, "%d copies, %.0f MB; paired xBW %.2f", nw, one * (double)nw / 1048576.0, pr);
                     bench_report(env, ti, "kernel", name, s, (double)one, 2.0 * 11008 * cols, extra);
                 }
             }
