@@ -112,6 +112,30 @@ static void ref_table(const ropex_rope_config *r, int qlen, rtab *t)
         if (r->scaling == ROPEX_SCALE_LINEAR) w /= s;
         t->inv[j] = w;
     }
+    if (r->scaling == ROPEX_SCALE_LLAMA3) {
+        /* Llama 3.1 bands by wavelength (ROPE_VARIANTS.md 2.5; low/high default 1/4) */
+        double lo = r->llama3_low > 0 ? r->llama3_low : 1.0, hi = r->llama3_high > 0 ? r->llama3_high : 4.0;
+        for (j = 0; j < np; j++) {
+            double w = pow(B, -2.0 * j / d), wl = 2 * PI_D / w;
+            if (wl < L0 / hi) t->inv[j] = w;
+            else if (wl > L0 / lo) t->inv[j] = w / s;
+            else {
+                double sm = (L0 / wl - lo) / (hi - lo);
+                t->inv[j] = (1 - sm) * w / s + sm * w;
+            }
+        }
+    }
+    if (r->scaling == ROPEX_SCALE_GIRAFFE) {
+        /* Giraffe (ROPE_VARIANTS.md 2.6): base, then linear, then power basis, then truncated basis */
+        double tb = r->giraffe_truncate > 0 ? 2 * PI_D / r->giraffe_truncate : 0;
+        for (j = 0; j < np; j++) {
+            double f = pow(B, -2.0 * j / d);
+            if (s > 1) f /= s;
+            if (r->giraffe_power > 0) f *= pow(1 - j / (d / 2.0), r->giraffe_power);
+            if (r->giraffe_truncate > 0) f = f >= tb ? f : (f >= tb / 8 ? tb / 16 : 0.0);
+            t->inv[j] = f;
+        }
+    }
     if (r->scaling == ROPEX_SCALE_YARN) {
         double low = floor(d * log(L0 / (32 * 2 * PI_D)) / (2 * log(B)));
         double high = ceil(d * log(L0 / (1 * 2 * PI_D)) / (2 * log(B)));
@@ -308,7 +332,8 @@ int main(void)
     static const char *specs[] = {
         "plain", "linear:4", "ntk:4", "dynamic", "dynamic:2", "dynamic-qwen", "yarn:4", "truncate-clamp",
         "truncate-zero", "logn", "ntk:4+logn", "stream:sinks=4,kv=24,pos=cache", "stream:sinks=4,kv=24,pos=text",
-        "stream:sinks=2,kv=20,pos=cache+dynamic-qwen", "stream:sinks=4,kv=24,pos=text+ntk:4+logn"
+        "stream:sinks=2,kv=20,pos=cache+dynamic-qwen", "stream:sinks=4,kv=24,pos=text+ntk:4+logn",
+        "llama3:4", "giraffe:power=0.5", "giraffe:power=0.5,trunc=20,s=2"
     };
     int quick = getenv("ROPEX_TEST_QUICK") != NULL;
     int n = quick ? 48 : 96, train = quick ? 16 : 32, n_specs = (int)(sizeof specs / sizeof specs[0]);
