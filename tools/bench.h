@@ -12,6 +12,8 @@ typedef struct bench_env {
     int quick;               /* --quick: fewer repetitions, smaller streamed sets */
     const char *filter;      /* run only cases whose name contains this (NULL = all) */
     const char *model_path;  /* --model FILE for end-to-end cases (NULL = bundled default) */
+    const unsigned char *probe_buf;   /* the read-bandwidth probe's buffer, kept for paired ratios */
+    size_t probe_bytes;
 } bench_env;
 
 /* Wall-clock seconds (monotonic). */
@@ -23,6 +25,10 @@ double bench_median(double *v, int n);
    (bytes/seconds) / env->read_bw[ti]. Printed as a table row and kept for --json. */
 void bench_report(const bench_env *env, int ti, const char *group, const char *name,
                   double seconds, double bytes, double flops, const char *extra);
+/* One pass of the read-bandwidth probe over env->probe_buf with the pool of entry ti: GB/s now.
+   Cases alternate it with their own samples and report the median of the per-sample ratios
+   ("paired xBW"), which a drift of the shared machine's bandwidth during the run cannot bias. */
+double bench_probe_gbs(const bench_env *env, int ti);
 /* 1 if a case named `name` should run under env->filter. */
 int bench_selected(const bench_env *env, const char *name);
 

@@ -18,6 +18,7 @@ static double ba_cpu(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 static double ba_last_cpu;   /* median CPU seconds of the last ba_time_steps */
+static double ba_last_pair;  /* median paired ratio (step GB/s / adjacent probe GB/s) of the last run */
 
 static uint64_t ba_rng = 0x243f6a8885a308d3ULL;
 static float ba_rand(void) {
@@ -70,8 +71,9 @@ static double ba_time_steps(const bench_env *env, int ti, ropex_kv *kv, int n_la
     float *q0 = (float *)malloc(sizeof(float) * qn), *q = (float *)malloc(sizeof(float) * qn);
     float *k = (float *)malloc(sizeof(float) * kn), *v = (float *)malloc(sizeof(float) * kn);
     float *out = (float *)malloc(sizeof(float) * qn);
-    double t[16], cp[16], med;
+    double t[16], cp[16], pr[16], med, rd = 0;
     if (reps > 16) reps = 16;
+    for (l = 0; l < n_layers; l++) rd += (double)ropex_kv_n_kept(kv) * (double)(kv->k_row_bytes + kv->v_row_bytes);
     ba_fill_rand(q0, qn); ba_fill_rand(k, kn); ba_fill_rand(v, kn);
     for (r = -1; r < reps; r++) {
         double t0 = bench_now(), c0 = ba_cpu();
@@ -79,11 +81,15 @@ static double ba_time_steps(const bench_env *env, int ti, ropex_kv *kv, int n_la
             memcpy(q, q0, sizeof(float) * qn);
             ropex_attention(kv, l, n_heads, q, k, v, 1, out, env->pool[ti]);
         }
-        if (r >= 0) { t[r] = bench_now() - t0; cp[r] = ba_cpu() - c0; }
+        if (r >= 0) {
+            t[r] = bench_now() - t0; cp[r] = ba_cpu() - c0;
+            pr[r] = rd / t[r] * 1e-9 / bench_probe_gbs(env, ti);
+        }
         ropex_kv_advance(kv, 1);
     }
     med = bench_median(t, reps);
     ba_last_cpu = bench_median(cp, reps);
+    ba_last_pair = bench_median(pr, reps);
     free(q0); free(q); free(k); free(v); free(out);
     return med;
 }
@@ -121,8 +127,8 @@ static void ba_decode_case(const bench_env *env, ropex_type type, int len) {
             double rd = (double)len * (double)(kv.k_row_bytes + kv.v_row_bytes);
             char extra[200];
             double cpu_s = ba_last_cpu / env->threads[ti];
-            sprintf(extra, "ropex_kv_bytes %zu; %.2f ns/key; cpu-time rate %.2f GB/s; 8kv x 128, %d q heads",
-                    bytes, sec * 1e9 / (double)len, cpu_s > 0 ? rd / cpu_s * 1e-9 : 0.0, heads[hi]);
+            sprintf(extra, "paired xBW %.2f; ropex_kv_bytes %zu; %.2f ns/key; cpu-time rate %.2f GB/s; 8kv x 128, %d q heads",
+                    ba_last_pair, bytes, sec * 1e9 / (double)len, cpu_s > 0 ? rd / cpu_s * 1e-9 : 0.0, heads[hi]);
             bench_report(env, ti, "attention", name[hi], sec, rd, 0, extra);
         }
     }

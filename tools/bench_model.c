@@ -150,9 +150,14 @@ static double bm_cpu(void) {
 }
 
 static double bm_cpu_gen;   /* CPU seconds per generated token of the last bm_run */
+static double bm_pair;      /* median paired ratio of the last bm_run with a probe (0 = none) */
 
+/* probe: when env is given, every 8 generated tokens alternate with one read-bandwidth probe
+   pass and bm_pair gets the median of (weight_bytes x tokens/s of the group) / probe GB/s. */
 static int bm_run(const ropex_model *m, int kv_size, int n_gen, ropex_threads *th, double *s_prompt,
-                  double *s_gen, int *n_done) {
+                  double *s_gen, int *n_done, const bench_env *env, int ti, double weight_bytes) {
+    double pr[64], tg = 0, cg = 0, tg0;
+    int np = 0;
     ropex_ctx c;
     ropex_ctx_config cfg;
     int32_t prompt[BM_PROMPT], t;
@@ -177,17 +182,30 @@ static int bm_run(const ropex_model *m, int kv_size, int n_gen, ropex_threads *t
         *s_prompt = (t1 - t0) / BM_PROMPT;
     } else if (ropex_eval(&c, prompt, 1, NULL, th) != ROPEX_OK) { ropex_ctx_free(&c); return -1; }
     if (!bm_finite(c.logits, m->hp.vocab_size)) { ropex_ctx_free(&c); return -2; }
-    t0 = bench_now();
+    /* token time and CPU time exclude the probe passes */
+    tg0 = bench_now();
     c0 = bm_cpu();
     for (i = 0; i < n_gen; i++) {
         t = bm_argmax(c.logits, m->hp.vocab_size);
         if (ropex_eval(&c, &t, 1, NULL, th) != ROPEX_OK) { ropex_ctx_free(&c); return -1; }
-        if (bench_now() - t0 > BM_MAX_SECONDS && i >= 2) { i++; break; }
+        if (env && i % 8 == 7 && np < 64) {
+            double now = bench_now(), g;
+            tg += now - tg0;
+            cg += bm_cpu() - c0;
+            g = bench_probe_gbs(env, ti);
+            pr[np++] = weight_bytes * 8.0 / (now - tg0) * 1e-9 / g;
+            tg0 = bench_now();
+            c0 = bm_cpu();
+        }
+        if (tg + (bench_now() - tg0) > BM_MAX_SECONDS && i >= 2) { i++; break; }
     }
     t1 = bench_now();
+    tg += t1 - tg0;
+    cg += bm_cpu() - c0;
     *n_done = i;
-    *s_gen = (t1 - t0) / i;
-    bm_cpu_gen = (bm_cpu() - c0) / i;
+    *s_gen = tg / i;
+    bm_cpu_gen = cg / i;
+    bm_pair = np ? bench_median(pr, np) : 0.0;
     ropex_ctx_free(&c);
     return 0;
 }
@@ -210,7 +228,7 @@ static void bm_bundled(const bench_env *env) {
         int done = 0;
         char extra[256];
         long rss;
-        if (bm_run(&m, 512, env->quick ? 128 : 400, env->pool[ti], &sp, &sg, &done) != 0) {
+        if (bm_run(&m, 512, env->quick ? 128 : 400, env->pool[ti], &sp, &sg, &done, NULL, ti, 0.0) != 0) {
             printf("model-bundled: run failed\n");
             break;
         }
@@ -257,7 +275,7 @@ static void bm_tinyllama(const bench_env *env, ropex_type t) {
         double sp = 0, sg = 0, goal;
         int done = 0, rc;
         char extra[200];
-        rc = bm_run(b.m, BM_PROMPT + BM_GEN, BM_GEN, env->pool[ti], &sp, &sg, &done);
+        rc = bm_run(b.m, BM_PROMPT + BM_GEN, BM_GEN, env->pool[ti], &sp, &sg, &done, env, ti, (double)b.weight_bytes);
         if (rc != 0) { printf("%s: run failed (%d)\n", name, rc); break; }
         goal = env->read_bw[ti] > 0 ? 0.8 * env->read_bw[ti] * 1e9 / (double)b.weight_bytes : 0.0;
         if (sp > 0) {
@@ -269,7 +287,7 @@ static void bm_tinyllama(const bench_env *env, ropex_type t) {
         } else printf("%s: prompt skipped (one decode step took too long)\n", name);
         /* GB/s = weight bytes per token x tokens/s; xBW is its ratio to the read bandwidth (goal 0.8);
            notes: wall tok/s, (threads / CPU seconds per token), MB per token, 0.8 x BW / bytes */
-        sprintf(extra, "%.2f tok/s (cpu %.2f), %.0f MB/tok, goal %.1f", 1.0 / sg,
+        sprintf(extra, "paired xBW %.2f; %.2f tok/s (cpu %.2f), %.0f MB/tok, goal %.1f", bm_pair, 1.0 / sg,
                 bm_cpu_gen > 0 ? env->threads[ti] / bm_cpu_gen : 0.0, (double)b.weight_bytes / 1e6, goal);
         sprintf(name, "tinyllama-%s-gen", ropex_type_name(t));
         bench_report(env, ti, "model", name, sg, (double)b.weight_bytes, 0.0, extra);

@@ -191,6 +191,18 @@ static double measure_read_bw(ropex_threads *pool, int runs, size_t bytes, unsig
            / bench_median(t, runs) * 1e-9;
 }
 
+double bench_probe_gbs(const bench_env *env, int ti) {
+    bw_job j;
+    int nt = ropex_threads_count(env->pool[ti]);
+    double t0, t;
+    j.buf = env->probe_buf;
+    j.bytes = env->probe_bytes;
+    t0 = bench_now();
+    ropex_threads_run(env->pool[ti], bw_task, &j);
+    t = bench_now() - t0;
+    return (double)((env->probe_bytes / (size_t)nt) & ~(size_t)255) * nt / t * 1e-9;
+}
+
 /* ---------------------------------------------------------------- kernel cases */
 static unsigned int g_rng = 2463534242u;
 static float frnd(void) {
@@ -436,11 +448,13 @@ int main(int argc, char **argv) {
                  env.quick ? 5 : 7);
         bench_report(&env, i, "memory", "read bandwidth", s, (double)bw_bytes, 0, extra);
     }
-    big_free(bw_buf, bw_bytes);
+    env.probe_buf = bw_buf;
+    env.probe_bytes = bw_bytes;
 
     bench_kernels(&env, llc);
     bench_attention(&env);
     bench_model(&env);
+    big_free(bw_buf, bw_bytes);
 
     if (g_json) print_json(&env, llc / 1048576.0);
     for (i = 0; i < env.n_threads; i++) ropex_threads_destroy(env.pool[i]);
