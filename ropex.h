@@ -3227,31 +3227,41 @@ static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *con
    The AVX2 path evaluates exp with a range reduction by ln 2 and a degree-6 polynomial (Cephes
    expf coefficients; ~1 ulp on [-87, 0], the only range used: s[j] <= m), 8 lanes at a time; the
    scalar path uses expf. */
+#if defined(ROPEX__ATT_AVX2)
+/* exp of eight lanes: 0 below -87, +inf above 88 (NaN stays NaN), else the polynomial (~1 ulp). */
+static __m256 ropex__exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
+    const __m256 c1 = _mm256_set1_ps(0.693359375f), c2 = _mm256_set1_ps(-2.12194440e-4f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q), fx, r, p, y;
+    __m256i e;
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    fx = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(fx, c1, x);
+    r = _mm256_fnmadd_ps(fx, c2, r);
+    p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    y = _mm256_andnot_ps(under, y);
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(HUGE_VALF), over);
+    return _mm256_blendv_ps(y, _mm256_set1_ps(NAN), nan);
+}
+#endif
+
 static float ropex__exp_tile(float *s, int n, float m) {
     float sum = 0.0f;
     int j = 0;
 #if defined(ROPEX__ATT_AVX2)
-    const __m256 mm = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
-    const __m256 c1 = _mm256_set1_ps(0.693359375f), c2 = _mm256_set1_ps(-2.12194440e-4f);
+    const __m256 mm = _mm256_set1_ps(m);
     __m256 vs = _mm256_setzero_ps();
     for (; j + 8 <= n; j += 8) {
-        __m256 x = _mm256_sub_ps(_mm256_loadu_ps(s + j), mm), fx, r, p, y;
-        __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-        __m256i e;
-        x = _mm256_max_ps(x, lo);
-        fx = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        r = _mm256_fnmadd_ps(fx, c1, x);
-        r = _mm256_fnmadd_ps(fx, c2, r);
-        p = _mm256_set1_ps(1.9875691500e-4f);
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-        p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-        e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-        y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-        y = _mm256_andnot_ps(under, y);
+        __m256 y = ropex__exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mm));
         _mm256_storeu_ps(s + j, y);
         vs = _mm256_add_ps(vs, y);   /* lane-wise partial sums: no serial scalar chain */
     }
@@ -5773,6 +5783,22 @@ static ropex_status ropex__ctx_matmul(ropex_ctx *c, const ropex_tensor *t, const
     return ropex_matmul(t->type, t->data, (size_t)t->rows, (size_t)t->cols, x, (size_t)n, y, c->work, th);
 }
 
+/* SwiGLU of one token's row: g[j] = silu(g[j]) * u[j] = g / (1 + exp(-g)) * u. AVX2 evaluates exp
+   eight lanes at a time (ropex__exp8, ~1 ulp); the row's last n % 8 values and other builds use
+   expf. Column j always takes the same path, so no result depends on how tokens are chunked. */
+static void ropex__swiglu_row(float *g, const float *u, size_t n) {
+    size_t j = 0;
+#if defined(ROPEX__ATT_AVX2)
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (; j + 8 <= n; j += 8) {
+        __m256 x = _mm256_loadu_ps(g + j);
+        __m256 e = ropex__exp8(_mm256_sub_ps(zero, x));
+        _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + j)));
+    }
+#endif
+    for (; j < n; j++) g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+}
+
 /* One chunk of nt tokens through every layer; leaves the final hidden states in c->x. */
 static ropex_status ropex__ctx_layers(ropex_ctx *c, const int32_t *tok, int nt, ropex_threads *th) {
     const ropex_model *m = c->model;
@@ -5803,11 +5829,7 @@ static ropex_status ropex__ctx_layers(ropex_ctx *c, const int32_t *tok, int nt, 
         ropex__ctx_rmsnorm(c->xb, c->x, c->normw, nt, hp->dim, hp->rms_eps);
         if ((st = ropex__ctx_matmul(c, &w->w_gate, c->xb, nt, c->hb, th)) != ROPEX_OK) return st;
         if ((st = ropex__ctx_matmul(c, &w->w_up, c->xb, nt, c->hb2, th)) != ROPEX_OK) return st;
-        /* SwiGLU: silu(gate) * up */
-        for (i = 0; i < n * hid; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
+        for (i = 0; i < n; i++) ropex__swiglu_row(c->hb + i * hid, c->hb2 + i * hid, hid);
         if ((st = ropex__ctx_matmul(c, &w->w_down, c->hb, nt, c->xb2, th)) != ROPEX_OK) return st;
         for (i = 0; i < n * dim; i++) c->x[i] += c->xb2[i];
     }
