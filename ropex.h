@@ -1640,20 +1640,30 @@ ROPEX__Q_INLINE __m256 ropex__avx2_d2(const unsigned char *p, size_t rb, __m256i
 #endif
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), idx);
 }
+/* Tokens of a tile lie at a fixed stride S in the work buffer (ropex__act_at), so one running
+   pointer per activation array (block b of token 0) and S address every token: no per-token
+   pointers to keep in registers or spill. ROPEX__TOK_NEXT advances them by one block. */
+#define ROPEX__TOK_SETUP \
+    const unsigned char *qb = (const unsigned char *)a[0].qs, *db = (const unsigned char *)a[0].d; \
+    const unsigned char *ab = (const unsigned char *)a[0].aux; \
+    const size_t S = (size_t)((const unsigned char *)a[1].qs - qb)
+#define ROPEX__TOK_NEXT (qb += 32, db += 4, ab += 32)
+#define ROPEX__TOK_D(k) _mm256_broadcast_ss((const float *)(const void *)(db + (size_t)(k) * S))
 #define ROPEX__Q4_TOK(k, acc) do { \
-        const ropex__act *ak = &a[k]; \
-        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(ak->qs + 32 * b))); \
-        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(ak->qs + 32 * b + 16))); \
+        const unsigned char *t_ = qb + (size_t)(k) * S; \
+        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)t_)); \
+        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(t_ + 16))); \
         __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl_), _mm256_maddubs_epi16(hi, xh_)); \
-        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, _mm256_load_si256((const __m256i *)(const void *)(ak->aux + 16 * b))), ones); \
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ak->d[b])), _mm256_cvtepi32_ps(s_), acc); \
+        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, _mm256_load_si256((const __m256i *)(const void *)(ab + (size_t)(k) * S))), ones); \
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, ROPEX__TOK_D(k)), _mm256_cvtepi32_ps(s_), acc); \
     } while (0)
 static void ropex__q4_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     size_t b;
-    for (b = 0; b < nb; b++) {
+    ROPEX__TOK_SETUP;
+    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
         const unsigned char *p = w + 18 * b;
         __m256 dw = ropex__avx2_d2(p, rb, i01);
         __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
@@ -1674,17 +1684,18 @@ static void ropex__q4_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
 /* Lanes of one half block: |w| (aw) times x carrying w's sign, pairs summed, then fours by madd. */
 #define ROPEX__Q8_HALF(aw, w, x) _mm256_madd_epi16(_mm256_maddubs_epi16((aw), _mm256_sign_epi8((x), (w))), ones)
 #define ROPEX__Q8_TOK(k, acc) do { \
-        const ropex__act *ak = &a[k]; \
-        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(ak->qs + 32 * b))); \
-        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(ak->qs + 32 * b + 16))); \
+        const unsigned char *t_ = qb + (size_t)(k) * S; \
+        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)t_)); \
+        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(t_ + 16))); \
         __m256i s_ = _mm256_add_epi32(ROPEX__Q8_HALF(al, wl, xl_), ROPEX__Q8_HALF(ah, wh, xh_)); \
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(ak->d[b])), _mm256_cvtepi32_ps(s_), acc); \
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, ROPEX__TOK_D(k)), _mm256_cvtepi32_ps(s_), acc); \
     } while (0)
 static void ropex__q8_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
     const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), ones = _mm256_set1_epi16(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     size_t b;
-    for (b = 0; b < nb; b++) {
+    ROPEX__TOK_SETUP;
+    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
         const unsigned char *p = w + 34 * b;
         __m256 dw = ropex__avx2_d2(p, rb, i01);
         __m256i wl = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
@@ -1715,7 +1726,8 @@ static void ropex__q4_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
     const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
     size_t b;
-    for (b = 0; b < nb; b++) {
+    ROPEX__TOK_SETUP;
+    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
         const unsigned char *p = w + 18 * b;
         __m256 dw = ropex__avx2_d2(p, rb, i01);
         __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
@@ -1730,7 +1742,8 @@ static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
     const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), ones = _mm256_set1_epi16(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
     size_t b;
-    for (b = 0; b < nb; b++) {
+    ROPEX__TOK_SETUP;
+    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
         const unsigned char *p = w + 34 * b;
         __m256 dw = ropex__avx2_d2(p, rb, i01);
         __m256i wl = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
@@ -1860,55 +1873,35 @@ static void ropex__q8x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex_
 #define ROPEX__X8_PAIR_SETUP(bs) \
         const unsigned char *p = g + (bs) * b; \
         __m256 dw = _mm256_permutevar_ps(ropex__avx2_d8(p), kidx)
-/* Tokens of a tile lie at a fixed stride S in the work buffer (ropex__act_at), so one running
-   pointer per activation array and S address every token: no per-token pointers to spill. */
-#define ROPEX__Q4_TOKS(k, acc) do { \
-        const unsigned char *t_ = qb + (size_t)(k) * S; \
-        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)t_)); \
-        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(t_ + 16))); \
-        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl_), _mm256_maddubs_epi16(hi, xh_)); \
-        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, _mm256_load_si256((const __m256i *)(const void *)(ab + (size_t)(k) * S))), ones); \
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss((const float *)(const void *)(db + (size_t)(k) * S))), \
-                              _mm256_cvtepi32_ps(s_), acc); \
-    } while (0)
 ROPEX__Q_INLINE void ropex__q4x8_avx2_pair(const unsigned char *g, int k, size_t nb, const ropex__act *a, int nt,
                                            float *y, size_t ys) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), kidx = _mm256_set1_epi32(k);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
-    const unsigned char *qb = (const unsigned char *)a[0].qs;
-    const unsigned char *db = (const unsigned char *)a[0].d, *ab = (const unsigned char *)a[0].aux;
-    size_t S = (size_t)((const unsigned char *)a[1].qs - qb), b;
-    for (b = 0; b < nb; b++, qb += 32, db += 4, ab += 32) {
+    size_t b;
+    ROPEX__TOK_SETUP;
+    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
         ROPEX__X8_PAIR_SETUP(144);
         __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(p + 16 + 32 * k));
         __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        ROPEX__Q4_TOKS(0, acc0); ROPEX__Q4_TOKS(1, acc1); ROPEX__Q4_TOKS(2, acc2); ROPEX__Q4_TOKS(3, acc3);
-        if (nt == 8) { ROPEX__Q4_TOKS(4, acc4); ROPEX__Q4_TOKS(5, acc5); ROPEX__Q4_TOKS(6, acc6); ROPEX__Q4_TOKS(7, acc7); }
+        ROPEX__Q4_TOK(0, acc0); ROPEX__Q4_TOK(1, acc1); ROPEX__Q4_TOK(2, acc2); ROPEX__Q4_TOK(3, acc3);
+        if (nt == 8) { ROPEX__Q4_TOK(4, acc4); ROPEX__Q4_TOK(5, acc5); ROPEX__Q4_TOK(6, acc6); ROPEX__Q4_TOK(7, acc7); }
     }
     if (nt == 8) ROPEX__OUT8(4);
     else ropex__avx2_store_2x4(y, ys, 4, acc0, acc1, acc2, acc3);
 }
-#define ROPEX__Q8_TOKS(k, acc) do { \
-        const unsigned char *t_ = qb + (size_t)(k) * S; \
-        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)t_)); \
-        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(t_ + 16))); \
-        __m256i s_ = _mm256_add_epi32(ROPEX__Q8_HALF(al, wl, xl_), ROPEX__Q8_HALF(ah, wh, xh_)); \
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss((const float *)(const void *)(db + (size_t)(k) * S))), \
-                              _mm256_cvtepi32_ps(s_), acc); \
-    } while (0)
 ROPEX__Q_INLINE void ropex__q8x8_avx2_pair(const unsigned char *g, int k, size_t nb, const ropex__act *a, int nt,
                                            float *y, size_t ys) {
     const __m256i ones = _mm256_set1_epi16(1), kidx = _mm256_set1_epi32(k);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
-    const unsigned char *qb = (const unsigned char *)a[0].qs, *db = (const unsigned char *)a[0].d;
-    size_t S = (size_t)((const unsigned char *)a[1].qs - qb), b;
-    for (b = 0; b < nb; b++, qb += 32, db += 4) {
+    size_t b;
+    ROPEX__TOK_SETUP;
+    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
         ROPEX__X8_PAIR_SETUP(272);
         __m256i wl = _mm256_loadu_si256((const __m256i *)(const void *)(p + 16 + 64 * k));
         __m256i wh = _mm256_loadu_si256((const __m256i *)(const void *)(p + 48 + 64 * k));
         __m256i al = _mm256_abs_epi8(wl), ah = _mm256_abs_epi8(wh);
-        ROPEX__Q8_TOKS(0, acc0); ROPEX__Q8_TOKS(1, acc1); ROPEX__Q8_TOKS(2, acc2); ROPEX__Q8_TOKS(3, acc3);
-        if (nt == 8) { ROPEX__Q8_TOKS(4, acc4); ROPEX__Q8_TOKS(5, acc5); ROPEX__Q8_TOKS(6, acc6); ROPEX__Q8_TOKS(7, acc7); }
+        ROPEX__Q8_TOK(0, acc0); ROPEX__Q8_TOK(1, acc1); ROPEX__Q8_TOK(2, acc2); ROPEX__Q8_TOK(3, acc3);
+        if (nt == 8) { ROPEX__Q8_TOK(4, acc4); ROPEX__Q8_TOK(5, acc5); ROPEX__Q8_TOK(6, acc6); ROPEX__Q8_TOK(7, acc7); }
     }
     if (nt == 8) ROPEX__OUT8(4);
     else ropex__avx2_store_2x4(y, ys, 4, acc0, acc1, acc2, acc3);
