@@ -2190,9 +2190,11 @@ ROPEX_API size_t ropex_matmul_work_bytes(ropex_type t, size_t cols, size_t n) {
     return s * n + 32;
 }
 
-static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size_t cols, const float *x,
-                                  size_t n, float *y, void *work, ropex_threads *th, int ref) {
-    ropex__mm_job j;
+/* Checks the arguments and fills a job; quantizes x into work unless `quantized` (a previous job
+   of the same base type and cols already did). */
+static ropex_status ropex__mm_setup(ropex__mm_job *j, ropex_type t, const void *w, size_t rows, size_t cols,
+                                   const float *x, size_t n, float *y, void *work, ropex_threads *th, int ref,
+                                   int quantized) {
     size_t rb, i;
     int x8 = ropex__is_x8(t);
     t = ropex__base_type(t);
@@ -2202,13 +2204,13 @@ static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size
     rb = ropex_row_bytes(t, cols);
     if (rb == 0 || rows > SIZE_MAX / rb || n > SIZE_MAX / 4 / cols || n > SIZE_MAX / 4 / rows)
         return ROPEX_ERR_ARG;
-    j.t = t; j.w = (const unsigned char *)w; j.rows = rows; j.cols = cols; j.rb = rb;
-    j.x = x; j.n = n; j.y = y; j.act = NULL; j.ref = ref;
-    j.rows8 = x8 ? rows & ~(size_t)7 : 0;
-    j.next = 0;
+    j->t = t; j->w = (const unsigned char *)w; j->rows = rows; j->cols = cols; j->rb = rb;
+    j->x = x; j->n = n; j->y = y; j->act = NULL; j->ref = ref;
+    j->rows8 = x8 ? rows & ~(size_t)7 : 0;
+    j->next = 0;
     {   /* work items: whole 8-row units, about 8 per thread */
         size_t units = (rows + 7) / 8, nt = (size_t)ropex_threads_count(th), per = units / (8 * nt);
-        j.chunk = (per ? per : 1) * 8;
+        j->chunk = (per ? per : 1) * 8;
     }
     if (ropex__is_block(t)) {
         size_t s = ropex__act_stride(cols);
@@ -2216,13 +2218,73 @@ static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size
         if (!work) return ROPEX_ERR_ARG;
         base = (unsigned char *)work;
         base += (32 - ((size_t)base & 31)) & 31;
-        for (i = 0; i < n; i++) ropex__quantize_act(x + i * cols, cols, base + i * s, (int)t, ref);
-        j.act = base;
+        if (!quantized)
+            for (i = 0; i < n; i++) ropex__quantize_act(x + i * cols, cols, base + i * s, (int)t, ref);
+        j->act = base;
     }
+    return ROPEX_OK;
+}
+
+static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size_t cols, const float *x,
+                                  size_t n, float *y, void *work, ropex_threads *th, int ref) {
+    ropex__mm_job j;
+    ropex_status st = ropex__mm_setup(&j, t, w, rows, cols, x, n, y, work, th, ref, 0);
+    if (st != ROPEX_OK) return st;
     /* Small products run on the caller: waking workers costs more than they save, and the
        split never changes a result (each output is computed the same way on any thread). */
     if (ref || (double)rows * (double)cols * (double)n < ROPEX__MT_MIN_MACS) ropex__mm_task(&j, 0, 1);
     else ropex_threads_run(th, ropex__mm_task, &j);
+    return ROPEX_OK;
+}
+
+/* Up to three products of the same input (the attention's q, k, v; the FFN's gate and up) in one
+   dispatch to the pool: one wake-up and one join instead of one per product, and x quantized
+   once when the weights share a base type. Work items run through the products in turn; each
+   output is computed exactly as by ropex_matmul, so results are the same bits. */
+typedef struct ropex__mm_group { ropex__mm_job j[3]; int n; size_t items[4], next; } ropex__mm_group;
+
+static void ropex__mm_group_task(void *arg, int index, int count) {
+    ropex__mm_group *g = (ropex__mm_group *)arg;
+    int k;
+#if defined(ROPEX__ATOMIC_FADD)
+    if (count > 1) {
+        for (;;) {
+            size_t it = ROPEX__ATOMIC_FADD(&g->next, (size_t)1), r0;
+            for (k = 0; k < g->n && it >= g->items[k + 1]; k++) {}
+            if (k == g->n) break;
+            r0 = (it - g->items[k]) * g->j[k].chunk;
+            ropex__mm_rows(&g->j[k], r0, r0 + g->j[k].chunk);
+        }
+        return;
+    }
+#endif
+    for (k = 0; k < g->n; k++) ropex__mm_task(&g->j[k], index, count);
+}
+
+/* y[k] = W[k] x for k < n (n <= 3, one x of n_tok vectors of cols floats). */
+static ropex_status ropex__matmul_group(const ropex_type *t, const void *const *w, const size_t *rows, size_t cols,
+                                        const float *x, size_t n_tok, float *const *y, int n, void *work,
+                                        ropex_threads *th) {
+    ropex__mm_group g;
+    double macs = 0;
+    int k;
+    ropex_status st;
+    for (k = 1; k < n; k++)
+        if (ropex__base_type(t[k]) != ropex__base_type(t[0])) {
+            /* mixed types quantize x differently: one product at a time */
+            for (k = 0; k < n; k++)
+                if ((st = ropex__matmul(t[k], w[k], rows[k], cols, x, n_tok, y[k], work, th, 0)) != ROPEX_OK) return st;
+            return ROPEX_OK;
+        }
+    g.n = n; g.next = 0; g.items[0] = 0;
+    for (k = 0; k < n; k++) {
+        st = ropex__mm_setup(&g.j[k], t[k], w[k], rows[k], cols, x, n_tok, y[k], work, th, 0, k > 0);
+        if (st != ROPEX_OK) return st;
+        g.items[k + 1] = g.items[k] + (rows[k] + g.j[k].chunk - 1) / g.j[k].chunk;
+        macs += (double)rows[k] * (double)cols * (double)n_tok;
+    }
+    if (macs < ROPEX__MT_MIN_MACS) ropex__mm_group_task(&g, 0, 1);
+    else ropex_threads_run(th, ropex__mm_group_task, &g);
     return ROPEX_OK;
 }
 
@@ -5777,6 +5839,22 @@ static ropex_status ropex__ctx_matmul(ropex_ctx *c, const ropex_tensor *t, const
     return ropex_matmul(t->type, t->data, (size_t)t->rows, (size_t)t->cols, x, (size_t)n, y, c->work, th);
 }
 
+/* y_a = A x, y_b = B x and, when C is given, y_c = C x: one dispatch to the pool (same results as
+   three ropex__ctx_matmul calls; x quantized once when the weights share a base type). */
+static ropex_status ropex__ctx_matmul3(ropex_ctx *c, const ropex_tensor *A, const ropex_tensor *B, const ropex_tensor *C,
+                                       const float *x, int n, float *ya, float *yb, float *yc, ropex_threads *th) {
+    ropex_type t[3];
+    const void *w[3];
+    size_t rows[3];
+    float *y[3];
+    t[0] = A->type; t[1] = B->type; w[0] = A->data; w[1] = B->data;
+    rows[0] = (size_t)A->rows; rows[1] = (size_t)B->rows; y[0] = ya; y[1] = yb;
+    if (C) { t[2] = C->type; w[2] = C->data; rows[2] = (size_t)C->rows; y[2] = yc; }
+    else { t[2] = t[0]; w[2] = NULL; rows[2] = 0; y[2] = NULL; }
+    if (A->cols != B->cols || (C && C->cols != A->cols)) return ROPEX_ERR_ARG;
+    return ropex__matmul_group(t, w, rows, (size_t)A->cols, x, (size_t)n, y, C ? 3 : 2, c->work, th);
+}
+
 /* SwiGLU of one token's row: g[j] = silu(g[j]) * u[j] = g / (1 + exp(-g)) * u. AVX2 evaluates exp
    eight lanes at a time (ropex__exp8, ~1 ulp); the row's last n % 8 values and other builds use
    expf. Column j always takes the same path, so no result depends on how tokens are chunked. */
@@ -5811,9 +5889,7 @@ static ropex_status ropex__ctx_layers(ropex_ctx *c, const int32_t *tok, int nt, 
         const ropex_layer_weights *w = &m->layers[l];
         if ((st = ropex_dequantize(w->attn_norm.type, w->attn_norm.data, c->normw, dim)) != ROPEX_OK) return st;
         ropex__ctx_rmsnorm(c->xb, c->x, c->normw, nt, hp->dim, hp->rms_eps);
-        if ((st = ropex__ctx_matmul(c, &w->wq, c->xb, nt, c->q, th)) != ROPEX_OK) return st;
-        if ((st = ropex__ctx_matmul(c, &w->wk, c->xb, nt, c->k, th)) != ROPEX_OK) return st;
-        if ((st = ropex__ctx_matmul(c, &w->wv, c->xb, nt, c->v, th)) != ROPEX_OK) return st;
+        if ((st = ropex__ctx_matmul3(c, &w->wq, &w->wk, &w->wv, c->xb, nt, c->q, c->k, c->v, th)) != ROPEX_OK) return st;
         st = ropex_attention(&c->kv, l, hp->n_heads, c->q, c->k, c->v, nt, c->att_out, th);
         if (st != ROPEX_OK) return st;
         if ((st = ropex__ctx_matmul(c, &w->wo, c->att_out, nt, c->xb2, th)) != ROPEX_OK) return st;
@@ -5821,8 +5897,8 @@ static ropex_status ropex__ctx_layers(ropex_ctx *c, const int32_t *tok, int nt, 
 
         if ((st = ropex_dequantize(w->ffn_norm.type, w->ffn_norm.data, c->normw, dim)) != ROPEX_OK) return st;
         ropex__ctx_rmsnorm(c->xb, c->x, c->normw, nt, hp->dim, hp->rms_eps);
-        if ((st = ropex__ctx_matmul(c, &w->w_gate, c->xb, nt, c->hb, th)) != ROPEX_OK) return st;
-        if ((st = ropex__ctx_matmul(c, &w->w_up, c->xb, nt, c->hb2, th)) != ROPEX_OK) return st;
+        if ((st = ropex__ctx_matmul3(c, &w->w_gate, &w->w_up, NULL, c->xb, nt, c->hb, c->hb2, NULL, th)) != ROPEX_OK)
+            return st;
         for (i = 0; i < n; i++) ropex__swiglu_row(c->hb + i * hid, c->hb2 + i * hid, hid);
         if ((st = ropex__ctx_matmul(c, &w->w_down, c->hb, nt, c->xb2, th)) != ROPEX_OK) return st;
         for (i = 0; i < n * dim; i++) c->x[i] += c->xb2[i];
