@@ -360,6 +360,41 @@ int main(void) {
         }
     }
 
+    /* ---- mixed weight types in one layer (Q4_0 q/k/gate/up/down, Q8_0 v): the forward pass groups
+       the q/k/v products into one dispatch only when their activations agree, so this model takes
+       the one-product-at-a-time path; it must stay close to float32 and bit-identical for any
+       thread count ---- */
+    if (ppl_f32 > 0.0) {
+        static ropex_model qa, qb;
+        void *bufs[128];
+        int nb = 0, b, l;
+        if (quantize_model(&bin, &qa, ROPEX_Q4_0, ROPEX_Q8_0, bufs, &nb) == 0 &&
+            quantize_model(&bin, &qb, ROPEX_Q8_0, ROPEX_Q8_0, bufs, &nb) == 0) {
+            float *t2 = (float *)malloc((size_t)NQ * V * sizeof(float));
+            for (l = 0; l < qa.hp.n_layers; l++) qa.layers[l].wv = qb.layers[l].wv;
+            if (t2 && run_logits(&qa, &cfg, ids, NQ, 64, tmp, NULL) == 0) {
+                double agree = top1_agreement(f32, tmp, NQ, V);
+                printf("q4_0 with q8_0 v (mixed layer): top-1 agreement %.4f\n", agree);
+                CHECK(agree >= 0.80, "mixed-type layers: top-1 agreement %.4f >= 0.80", agree);
+                /* decode steps (matrix-vector products, whose kernels read type-specific activations) */
+                CHECK(run_logits(&qa, &cfg, ids, 16, 1, t2, NULL) == 0 && max_abs_diff(t2, tmp, (size_t)16 * V) <= 1e-4,
+                      "mixed-type layers: token by token == prompt chunks of 64 (1e-4)");
+#ifndef ROPEX_NO_THREADS
+                {
+                    ropex_threads *th = NULL;
+                    if (ropex_threads_create(&th, 2) == ROPEX_OK) {
+                        CHECK(run_logits(&qa, &cfg, ids, NQ, 64, t2, th) == 0 &&
+                              memcmp(t2, tmp, (size_t)NQ * V * sizeof(float)) == 0, "mixed-type layers: 2 threads == 1 (bitwise)");
+                        ropex_threads_destroy(th);
+                    }
+                }
+#endif
+            } else CHECK(0, "run the mixed-type model");
+            free(t2);
+        } else CHECK(0, "quantize the mixed-type model");
+        for (b = 0; b < nb; b++) free(bufs[b]);
+    }
+
     /* ---- per-pair RoPE frequency factors (GGUF rope_freqs, as llama.cpp writes them for Llama 3.x):
        the model with factors written to GGUF and read back gives the same logits; the factors
        change them; one list for all lengths keeps the table length-independent ---- */
