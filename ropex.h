@@ -3307,6 +3307,34 @@ static __m256 ropex__exp8(__m256 x) {
 }
 #endif
 
+/* Same for float rows (the same fma per element and key, in key order, as ropex__axpy_f32). */
+static void ropex__vacc_f32(float *acc, const float *w, const unsigned char *const *vp, int nk, int n) {
+    int i = 0, j;
+#if defined(ROPEX__ATT_AVX2)
+    for (; i + 64 <= n; i += 64) {
+        float *a = acc + i;
+        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
+        __m256 a4 = _mm256_loadu_ps(a + 32), a5 = _mm256_loadu_ps(a + 40), a6 = _mm256_loadu_ps(a + 48), a7 = _mm256_loadu_ps(a + 56);
+        for (j = 0; j < nk; j++) {
+            const float *x = (const float *)(const void *)vp[j] + i;
+            __m256 ww = _mm256_set1_ps(w[j]);
+            a0 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x), a0);
+            a1 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 8), a1);
+            a2 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 16), a2);
+            a3 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 24), a3);
+            a4 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 32), a4);
+            a5 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 40), a5);
+            a6 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 48), a6);
+            a7 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 56), a7);
+        }
+        _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
+        _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7);
+    }
+#endif
+    if (i < n)
+        for (j = 0; j < nk; j++) ropex__axpy_f32(acc + i, w[j], (const float *)(const void *)vp[j] + i, n - i);
+}
+
 /* s[j] = exp(s[j] - m) for j < n; returns the sum (fixed order: 8 lane sums, then the tail).
    AVX2: ropex__exp8 eight lanes at a time (arguments <= 0 here: s[j] <= m); the tail and the
    other builds use expf. */
@@ -3678,7 +3706,7 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, const in
     float kb[ROPEX__ATT_SPAN];
     size_t span = (size_t)(kh1 - kh0 + 1) * (size_t)hd;
     int span_ok = span <= ROPEX__ATT_SPAN;
-    int v_fast = c->v_type == ROPEX_F16 || (c->v_type == ROPEX_Q8_0 && hd % ROPEX_QK == 0);
+    int v_fast = c->v_type == ROPEX_F16 || c->v_type == ROPEX_F32 || (c->v_type == ROPEX_Q8_0 && hd % ROPEX_QK == 0);
     /* scores */
 #if defined(ROPEX__ATT_AVX2)
     if (P->fast_k && ropex__att_k8_ok(c->k_type, hd)) ropex__att_scores8(P, qh, kbase, slots, nk, sc);
@@ -3804,7 +3832,8 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, const in
             for (h = ha; h < hb; h++) {
                 float *a = P->acc + (size_t)h * (size_t)hd;
                 if (c->v_type == ROPEX_Q8_0) ropex__vacc_q8(a, sc[h - P->h0], vp, nk, hd / 32);
-                else ropex__vacc_f16(a, sc[h - P->h0], vp, nk, hd);
+                else if (c->v_type == ROPEX_F16) ropex__vacc_f16(a, sc[h - P->h0], vp, nk, hd);
+                else ropex__vacc_f32(a, sc[h - P->h0], vp, nk, hd);
             }
         }
     } else {
