@@ -3954,9 +3954,12 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
             /* Ring: stored-rotated keys meet the query rotated at its text position (same relative
                distance as in cache slots); raw keys meet it at qpos and are rotated at use. */
             P.fast_k = fast_k;
+            /* the pass's query heads rotate in place with one trig set (as ropex__att_q per head) */
+            ropex_rope_apply_k(tab, q + (size_t)h0 * (size_t)hd, h1 - h0, (size_t)hd, kv->keys_raw ? qpos : p);
             for (h = h0; h < h1; h++) {
                 float *qd = q + (size_t)h * (size_t)hd;
-                ropex__att_q(&P, qd, kv->keys_raw ? qpos : p, gain, qt);
+                int d;
+                for (d = 0; d < hd; d++) qt[d] = qd[d] * gain;
                 if (fast_k && c->k_type == ROPEX_Q8_0) (void)ropex_quantize(ROPEX_Q8_0, qt, qd, (size_t)hd);
                 else memcpy(qd, qt, (size_t)hd * sizeof(float));
                 qh[h - h0] = qd;
