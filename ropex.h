@@ -3248,31 +3248,34 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *cons
 #endif
 }
 
-/* Same for fp16 rows of n values. */
+#if defined(ROPEX__ATT_AVX2)
+/* acc[i..i+64) += sum_j w[j] * row_j[i..i+64): 64 dims in registers across the tile's nk rows, one
+   fma per element and key in key order (the same bits as an axpy per key). LD(x, e) loads the
+   eight values e..e+7 of row x as floats. */
+#define ROPEX__VACC64(LD) do { \
+        float *a = acc + i; \
+        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24); \
+        __m256 a4 = _mm256_loadu_ps(a + 32), a5 = _mm256_loadu_ps(a + 40), a6 = _mm256_loadu_ps(a + 48), a7 = _mm256_loadu_ps(a + 56); \
+        for (j = 0; j < nk; j++) { \
+            const unsigned char *x = vp[j]; \
+            __m256 ww = _mm256_set1_ps(w[j]); \
+            a0 = _mm256_fmadd_ps(ww, LD(x, i), a0); a1 = _mm256_fmadd_ps(ww, LD(x, i + 8), a1); \
+            a2 = _mm256_fmadd_ps(ww, LD(x, i + 16), a2); a3 = _mm256_fmadd_ps(ww, LD(x, i + 24), a3); \
+            a4 = _mm256_fmadd_ps(ww, LD(x, i + 32), a4); a5 = _mm256_fmadd_ps(ww, LD(x, i + 40), a5); \
+            a6 = _mm256_fmadd_ps(ww, LD(x, i + 48), a6); a7 = _mm256_fmadd_ps(ww, LD(x, i + 56), a7); \
+        } \
+        _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3); \
+        _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7); \
+    } while (0)
+#define ROPEX__LD_F32(x, e) _mm256_loadu_ps((const float *)(const void *)(x) + (e))
+#define ROPEX__LD_F16(x, e) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((x) + 2 * (e))))
+#endif
+
+/* acc[0..n) += sum_j w[j] * v_j over nk fp16 rows of n values. */
 static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *const *vp, int nk, int n) {
     int i = 0, j;
 #if defined(ROPEX__ATT_F16C)
-    for (; i + 64 <= n; i += 64) {
-        float *a = acc + i;
-        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
-        __m256 a4 = _mm256_loadu_ps(a + 32), a5 = _mm256_loadu_ps(a + 40), a6 = _mm256_loadu_ps(a + 48), a7 = _mm256_loadu_ps(a + 56);
-        for (j = 0; j < nk; j++) {
-            const unsigned char *x = vp[j] + 2 * i;
-            __m256 ww = _mm256_set1_ps(w[j]);
-#define ROPEX__CH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
-            a0 = _mm256_fmadd_ps(ww, ROPEX__CH(x), a0);
-            a1 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 16), a1);
-            a2 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 32), a2);
-            a3 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 48), a3);
-            a4 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 64), a4);
-            a5 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 80), a5);
-            a6 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 96), a6);
-            a7 = _mm256_fmadd_ps(ww, ROPEX__CH(x + 112), a7);
-#undef ROPEX__CH
-        }
-        _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
-        _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7);
-    }
+    for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16);
 #endif
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f16(acc + i, w[j], vp[j] + 2 * i, n - i);
@@ -3307,29 +3310,11 @@ static __m256 ropex__exp8(__m256 x) {
 }
 #endif
 
-/* Same for float rows (the same fma per element and key, in key order, as ropex__axpy_f32). */
+/* Same for float rows. */
 static void ropex__vacc_f32(float *acc, const float *w, const unsigned char *const *vp, int nk, int n) {
     int i = 0, j;
 #if defined(ROPEX__ATT_AVX2)
-    for (; i + 64 <= n; i += 64) {
-        float *a = acc + i;
-        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
-        __m256 a4 = _mm256_loadu_ps(a + 32), a5 = _mm256_loadu_ps(a + 40), a6 = _mm256_loadu_ps(a + 48), a7 = _mm256_loadu_ps(a + 56);
-        for (j = 0; j < nk; j++) {
-            const float *x = (const float *)(const void *)vp[j] + i;
-            __m256 ww = _mm256_set1_ps(w[j]);
-            a0 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x), a0);
-            a1 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 8), a1);
-            a2 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 16), a2);
-            a3 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 24), a3);
-            a4 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 32), a4);
-            a5 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 40), a5);
-            a6 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 48), a6);
-            a7 = _mm256_fmadd_ps(ww, _mm256_loadu_ps(x + 56), a7);
-        }
-        _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
-        _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7);
-    }
+    for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F32);
 #endif
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f32(acc + i, w[j], (const float *)(const void *)vp[j] + i, n - i);
