@@ -1397,7 +1397,6 @@ typedef struct ropex__mm_job {
     int ref;                    /* 1: scalar reference only */
     size_t rows8;               /* repacked layout (t is then its base type): rows [0, rows8) in groups */
     size_t chunk;               /* rows per work item (threads take items in turn) */
-    size_t next;                /* the next work item (atomic) */
 } ropex__mm_job;
 
 /* Scalar: rows [r0, r1) x all tokens. */
@@ -2161,19 +2160,9 @@ static void ropex__mm_rows(const ropex__mm_job *j, size_t r0, size_t r1) {
     if (j->ref) ropex__mm_rows_ref(j, r0, r1);
     else ropex__mm_rows_simd(j, r0, r1);
 }
-static void ropex__mm_task(void *arg, int index, int count) {
-    ropex__mm_job *j = (ropex__mm_job *)arg;
+/* Without atomics: thread `index` of `count` takes a fixed contiguous share of whole 8-row units. */
+static void ropex__mm_split(const ropex__mm_job *j, int index, int count) {
     size_t units = (j->rows + 7) / 8;
-#if defined(ROPEX__ATOMIC_FADD)
-    if (count > 1) {
-        for (;;) {
-            size_t r0 = ROPEX__ATOMIC_FADD(&j->next, (size_t)1) * j->chunk;
-            if (r0 >= j->rows) break;
-            ropex__mm_rows(j, r0, r0 + j->chunk);
-        }
-        return;
-    }
-#endif
     ropex__mm_rows(j, units * (size_t)index / (size_t)count * 8, units * (size_t)(index + 1) / (size_t)count * 8);
 }
 
@@ -2207,7 +2196,6 @@ static ropex_status ropex__mm_setup(ropex__mm_job *j, ropex_type t, const void *
     j->t = t; j->w = (const unsigned char *)w; j->rows = rows; j->cols = cols; j->rb = rb;
     j->x = x; j->n = n; j->y = y; j->act = NULL; j->ref = ref;
     j->rows8 = x8 ? rows & ~(size_t)7 : 0;
-    j->next = 0;
     {   /* work items: whole 8-row units, about 8 per thread */
         size_t units = (rows + 7) / 8, nt = (size_t)ropex_threads_count(th), per = units / (8 * nt);
         j->chunk = (per ? per : 1) * 8;
@@ -2225,22 +2213,11 @@ static ropex_status ropex__mm_setup(ropex__mm_job *j, ropex_type t, const void *
     return ROPEX_OK;
 }
 
-static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size_t cols, const float *x,
-                                  size_t n, float *y, void *work, ropex_threads *th, int ref) {
-    ropex__mm_job j;
-    ropex_status st = ropex__mm_setup(&j, t, w, rows, cols, x, n, y, work, th, ref, 0);
-    if (st != ROPEX_OK) return st;
-    /* Small products run on the caller: waking workers costs more than they save, and the
-       split never changes a result (each output is computed the same way on any thread). */
-    if (ref || (double)rows * (double)cols * (double)n < ROPEX__MT_MIN_MACS) ropex__mm_task(&j, 0, 1);
-    else ropex_threads_run(th, ropex__mm_task, &j);
-    return ROPEX_OK;
-}
 
-/* Up to three products of the same input (the attention's q, k, v; the FFN's gate and up) in one
-   dispatch to the pool: one wake-up and one join instead of one per product, and x quantized
-   once when the weights share a base type. Work items run through the products in turn; each
-   output is computed exactly as by ropex_matmul, so results are the same bits. */
+/* One to three products of the same input (a single product; the attention's q, k, v; the FFN's
+   gate and up) in one dispatch to the pool: one wake-up and one join, and x quantized once when
+   the weights share a base type. Work items run through the products in turn; each output is
+   computed the same way whichever thread takes it, so results are the same bits. */
 typedef struct ropex__mm_group { ropex__mm_job j[3]; int n; size_t items[4], next; } ropex__mm_group;
 
 static void ropex__mm_group_task(void *arg, int index, int count) {
@@ -2258,13 +2235,22 @@ static void ropex__mm_group_task(void *arg, int index, int count) {
         return;
     }
 #endif
-    for (k = 0; k < g->n; k++) ropex__mm_task(&g->j[k], index, count);
+    for (k = 0; k < g->n; k++) ropex__mm_split(&g->j[k], index, count);
+}
+
+static ropex_status ropex__matmul_group(const ropex_type *t, const void *const *w, const size_t *rows, size_t cols,
+                                        const float *x, size_t n_tok, float *const *y, int n, void *work,
+                                        ropex_threads *th, int ref);
+
+static ropex_status ropex__matmul(ropex_type t, const void *w, size_t rows, size_t cols, const float *x,
+                                  size_t n, float *y, void *work, ropex_threads *th, int ref) {
+    return ropex__matmul_group(&t, &w, &rows, cols, x, n, &y, 1, work, th, ref);
 }
 
 /* y[k] = W[k] x for k < n (n <= 3, one x of n_tok vectors of cols floats). */
 static ropex_status ropex__matmul_group(const ropex_type *t, const void *const *w, const size_t *rows, size_t cols,
                                         const float *x, size_t n_tok, float *const *y, int n, void *work,
-                                        ropex_threads *th) {
+                                        ropex_threads *th, int ref) {
     ropex__mm_group g;
     double macs = 0;
     int k;
@@ -2273,17 +2259,19 @@ static ropex_status ropex__matmul_group(const ropex_type *t, const void *const *
         if (ropex__base_type(t[k]) != ropex__base_type(t[0])) {
             /* mixed types quantize x differently: one product at a time */
             for (k = 0; k < n; k++)
-                if ((st = ropex__matmul(t[k], w[k], rows[k], cols, x, n_tok, y[k], work, th, 0)) != ROPEX_OK) return st;
+                if ((st = ropex__matmul(t[k], w[k], rows[k], cols, x, n_tok, y[k], work, th, ref)) != ROPEX_OK) return st;
             return ROPEX_OK;
         }
     g.n = n; g.next = 0; g.items[0] = 0;
     for (k = 0; k < n; k++) {
-        st = ropex__mm_setup(&g.j[k], t[k], w[k], rows[k], cols, x, n_tok, y[k], work, th, 0, k > 0);
+        st = ropex__mm_setup(&g.j[k], t[k], w[k], rows[k], cols, x, n_tok, y[k], work, th, ref, k > 0);
         if (st != ROPEX_OK) return st;
         g.items[k + 1] = g.items[k] + (rows[k] + g.j[k].chunk - 1) / g.j[k].chunk;
         macs += (double)rows[k] * (double)cols * (double)n_tok;
     }
-    if (macs < ROPEX__MT_MIN_MACS) ropex__mm_group_task(&g, 0, 1);
+    /* Small products run on the caller: waking workers costs more than they save, and the
+       split never changes a result (each output is computed the same way on any thread). */
+    if (ref || macs < ROPEX__MT_MIN_MACS) ropex__mm_group_task(&g, 0, 1);
     else ropex_threads_run(th, ropex__mm_group_task, &g);
     return ROPEX_OK;
 }
@@ -5869,7 +5857,7 @@ static ropex_status ropex__ctx_matmul3(ropex_ctx *c, const ropex_tensor *A, cons
     if (C) { t[2] = C->type; w[2] = C->data; rows[2] = (size_t)C->rows; y[2] = yc; }
     else { t[2] = t[0]; w[2] = NULL; rows[2] = 0; y[2] = NULL; }
     if (A->cols != B->cols || (C && C->cols != A->cols)) return ROPEX_ERR_ARG;
-    return ropex__matmul_group(t, w, rows, (size_t)A->cols, x, (size_t)n, y, C ? 3 : 2, c->work, th);
+    return ropex__matmul_group(t, w, rows, (size_t)A->cols, x, (size_t)n, y, C ? 3 : 2, c->work, th, 0);
 }
 
 /* SwiGLU of one token's row: g[j] = silu(g[j]) * u[j] = g / (1 + exp(-g)) * u. AVX2 evaluates exp

@@ -175,32 +175,30 @@ static void bw_task(void *arg, int index, int count) {
 #endif
 }
 
-static double measure_read_bw(ropex_threads *pool, int runs, size_t bytes, unsigned char *buf) {
+/* One timed pass of the probe over [buf, buf + bytes) with the pool: GB/s. */
+static double probe_pass(ropex_threads *pool, const unsigned char *buf, size_t bytes) {
     bw_job j;
-    double t[16];
-    int i;
+    int nt = ropex_threads_count(pool);
+    double t0;
     j.buf = buf;
     j.bytes = bytes;
-    ropex_threads_run(pool, bw_task, &j);   /* warm-up */
-    for (i = 0; i < runs; i++) {
-        double t0 = bench_now();
-        ropex_threads_run(pool, bw_task, &j);
-        t[i] = bench_now() - t0;
-    }
-    return (double)((bytes / (size_t)ropex_threads_count(pool)) & ~(size_t)255) * ropex_threads_count(pool)
-           / bench_median(t, runs) * 1e-9;
+    t0 = bench_now();
+    ropex_threads_run(pool, bw_task, &j);
+    return (double)((bytes / (size_t)nt) & ~(size_t)255) * nt / (bench_now() - t0) * 1e-9;
+}
+
+/* Median GB/s of `runs` passes after a warm-up one. */
+static double measure_read_bw(ropex_threads *pool, int runs, size_t bytes, unsigned char *buf) {
+    double g[16];
+    int i;
+    if (runs > 16) runs = 16;
+    (void)probe_pass(pool, buf, bytes);
+    for (i = 0; i < runs; i++) g[i] = probe_pass(pool, buf, bytes);
+    return bench_median(g, runs);
 }
 
 double bench_probe_gbs(const bench_env *env, int ti) {
-    bw_job j;
-    int nt = ropex_threads_count(env->pool[ti]);
-    double t0, t;
-    j.buf = env->probe_buf;
-    j.bytes = env->probe_bytes;
-    t0 = bench_now();
-    ropex_threads_run(env->pool[ti], bw_task, &j);
-    t = bench_now() - t0;
-    return (double)((env->probe_bytes / (size_t)nt) & ~(size_t)255) * nt / t * 1e-9;
+    return probe_pass(env->pool[ti], env->probe_buf, env->probe_bytes);
 }
 
 /* ---------------------------------------------------------------- kernel cases */
@@ -275,21 +273,14 @@ static double time_mm(ropex_type t, unsigned char *const *w, int nw, size_t rows
 static double paired_ratio(ropex_type t, unsigned char *const *w, int nw, size_t one, size_t rows, size_t cols,
                            const float *x, float *y, void *work, ropex_threads *pool, int samples) {
     double r[32];
-    bw_job j;
-    int i, k, nt = ropex_threads_count(pool);
-    size_t probe_bytes;
+    int i, k;
     if (samples > 32) samples = 32;
-    j.buf = w[0];
-    j.bytes = one * (size_t)nw;   /* the copies are consecutive in one mapping */
-    probe_bytes = ((j.bytes / (size_t)nt) & ~(size_t)255) * (size_t)nt;
     for (i = 0; i < samples; i++) {
-        double t0 = bench_now(), tp, tk;
-        ropex_threads_run(pool, bw_task, &j);
-        tp = bench_now() - t0;
-        t0 = bench_now();
+        /* the copies are consecutive in one mapping */
+        double g = probe_pass(pool, w[0], one * (size_t)nw), t0 = bench_now(), tk;
         for (k = 0; k < nw; k++) ropex_matvec(t, w[k], rows, cols, x, y, work, pool);
         tk = bench_now() - t0;
-        r[i] = ((double)one * nw / tk) / ((double)probe_bytes / tp);
+        r[i] = (double)one * nw / tk * 1e-9 / g;
     }
     return bench_median(r, samples);
 }
