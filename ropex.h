@@ -202,8 +202,9 @@ ROPEX_API ropex_status ropex_dequantize(ropex_type t, const void *src, float *y,
 
 /* Repacked weights: the same bytes as a Q4_0 / Q8_0 matrix (rows x cols, GGML layout),
    rearranged so the SIMD kernels read 8 rows as one sequential stream: for each group of 8 rows
-   and each block column, the 8 fp16 scales (16 bytes) then the quants of rows k and k+4 side
-   by side (Q4_0: 4 x 32 bytes; Q8_0: 4 x (32 bytes of elements 0..15, 32 of 16..31)). Rows past
+   and each block column, the 8 fp16 scales (16 bytes) then the quants. Q4_0: 4 x 32 bytes,
+   chunk i holding bytes 4i..4i+3 of rows 0..7 in row order (so one register is 8 rows x 8
+   elements); Q8_0: rows k and k+4 side by side, 4 x (32 bytes of elements 0..15, 32 of 16..31)). Rows past
    the last whole group keep the GGML layout at their usual offset, so the size is unchanged
    (rows * ropex_row_bytes). Pass the result to ropex_matvec/ropex_matmul as ROPEX_Q4_0_X8 /
    ROPEX_Q8_0_X8: every path gives the same bits as on the GGML layout. The AVX2 kernels read it
@@ -226,7 +227,9 @@ ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, 
    gives the same bits; tests/test_quant.c checks it):
    - Activations, per block of 32: amax = max|x|; d = fp16(amax/127);
      q = round-half-even(x * (127/amax)) (GGML's SIMD activation rule, one rule everywhere).
-   - Q4_0/Q8_0: the 32 products of a block are summed exactly in int32 into 4 lanes,
+   - Q4_0: a block's 32 products (w-8)*x are summed exactly in int32 (s); then
+     acc = fmaf(dw*dx, (float)s, acc) block after block from acc = 0; y = acc.
+   - Q8_0: the 32 products of a block are summed exactly in int32 into 4 lanes,
      lane m = elements {4m..4m+3} and {16+4m..16+4m+3}; per lane acc[m] = fmaf(dw*dx, lane, acc[m])
      block after block; y = (acc0+acc2) + (acc1+acc3).
    - F32/F16: acc[c % 8] = fmaf(w[c], x[c], acc[c % 8]); y = ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
@@ -986,13 +989,16 @@ ROPEX_API ropex_status ropex_dequantize(ropex_type t, const void *src, float *y,
 }
 
 /* Where row k (0..7) of an 8-row group finds block b in the repacked layout (byte offsets
-   from the group's start): its scale, and its quants (Q8_0: elements 0..15, then 16..31 at +32). */
+   from the group's start): its scale; Q4_0: its quant byte j (0..15); Q8_0: its quants
+   (elements 0..15, then 16..31 at +32). */
 static size_t ropex__x8_scale_at(ropex_type base, size_t b, int k) {
     return (base == ROPEX_Q4_0 ? 144 : 272) * b + 2 * (size_t)k;
 }
-static size_t ropex__x8_quants_at(ropex_type base, size_t b, int k) {
-    return base == ROPEX_Q4_0 ? 144 * b + 16 + 32 * (size_t)(k & 3) + 16 * (size_t)(k >> 2)
-                              : 272 * b + 16 + 64 * (size_t)(k & 3) + 16 * (size_t)(k >> 2);
+static size_t ropex__x8_q4_byte(size_t b, int k, int j) {
+    return 144 * b + 16 + 32 * (size_t)(j >> 2) + 4 * (size_t)k + (size_t)(j & 3);
+}
+static size_t ropex__x8_q8_at(size_t b, int k) {
+    return 272 * b + 16 + 64 * (size_t)(k & 3) + 16 * (size_t)(k >> 2);
 }
 
 ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, size_t cols, void *dst) {
@@ -1012,10 +1018,15 @@ ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, 
         for (b = 0; b < nb; b++)
             for (k = 0; k < 8; k++) {
                 const unsigned char *blk = gi + (size_t)k * rb + (t == ROPEX_Q4_0 ? 18 : 34) * b;
-                unsigned char *q = go + ropex__x8_quants_at(t, b, k);
                 memcpy(go + ropex__x8_scale_at(t, b, k), blk, 2);
-                memcpy(q, blk + 2, 16);
-                if (t == ROPEX_Q8_0) memcpy(q + 32, blk + 18, 16);
+                if (t == ROPEX_Q4_0) {
+                    int i;
+                    for (i = 0; i < 4; i++) memcpy(go + ropex__x8_q4_byte(b, k, 4 * i), blk + 2 + 4 * i, 4);
+                } else {
+                    unsigned char *q = go + ropex__x8_q8_at(b, k);
+                    memcpy(q, blk + 2, 16);
+                    memcpy(q + 32, blk + 18, 16);
+                }
             }
     }
     if (g < rows) memcpy(out + g * rb, in + g * rb, (rows - g) * rb);
@@ -1196,17 +1207,22 @@ ROPEX_API void ropex_threads_run(ropex_threads *th, ropex_task_fn fn, void *arg)
    - Activations: each block of 32 floats becomes Q8_0 with ONE rule: amax = max|x|,
      d = fp16(amax/127), q = round-half-even(x * (127/amax)). (GGML's SIMD activation rule;
      the weight quantizer keeps GGML's reference rule.)
-   - Integer paths: a block's 32 products w_j*x_j are summed exactly in int32 into 4 lanes,
+   - Q4_0: a block's 32 products (w_j-8)*x_j are summed exactly in int32 (s, |s| <= 32512, exact
+     in float); then acc = fmaf(dw*dx, (float)s, acc) block after block from 0 (dw*dx is exact in
+     float: two 11-bit significands), and y = acc. One sum per block lets the AVX2 kernels add
+     eight maddubs results in int16 (each lane <= 16*15*127 = 30480) before one widening, one
+     conversion and one fma per 8 rows and block: the instruction count that bounds products.
+   - Q8_0: a block's 32 products w_j*x_j are summed exactly in int32 into 4 lanes,
      lane m = sum over j in {4m..4m+3} and {16+4m..16+4m+3}; then, per lane,
-     acc[m] = fmaf(dw*dx, (float)lane[m], acc[m]) block after block (dw*dx is exact in float:
-     two 11-bit significands), and y = (acc[0]+acc[2]) + (acc[1]+acc[3]).
+     acc[m] = fmaf(dw*dx, (float)lane[m], acc[m]) block after block, and
+     y = (acc[0]+acc[2]) + (acc[1]+acc[3]).
    - Float paths (F32, F16): acc[c % 8] = fmaf(w[c], x[c], acc[c % 8]) for c in order, then
      y = ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
    fmaf is explicit everywhere, so FP contraction (-ffp-contract) cannot change a result. */
 
 /* Activation work layout per token (stride ropex__act_stride): qs[cols] int8, d[nb] float,
-   aux[cols] int16 (x as int16 for the AVX2 Q8_0 kernel; per-block nibble-offset corrections
-   for the AVX2 Q4_0 kernel). Offsets are 32-byte multiples from a 32-byte aligned base. */
+   aux[cols] int16 (x as int16 for the AVX2 Q8_0 kernel; for Q4_0 an int32 per block, 8 * the
+   block's sum of q: the nibble-offset correction of the AVX2 kernels). Offsets are 32-byte multiples from a 32-byte aligned base. */
 #define ROPEX__ALIGN_UP(v, a) (((v) + ((a) - 1)) & ~(size_t)((a) - 1))
 static size_t ropex__act_stride(size_t cols) {
     return ROPEX__ALIGN_UP(cols, 32) + ROPEX__ALIGN_UP(cols / 32 * 4, 32) + ROPEX__ALIGN_UP(cols * 2, 32);
@@ -1259,8 +1275,8 @@ static void ropex__quantize_act_ref(const float *x, size_t cols, unsigned char *
 #if defined(ROPEX__AVX2)
 /* The same rule with AVX2 (bit-identical for finite input: max is exact, the scale math is
    the scalar code, _mm256_round_ps nearest = rintf), plus the aux data of the AVX2 kernels:
-   Q8_0: x widened to int16; Q4_0: 8*(x[2k]+x[2k+1]+x[16+2k]+x[17+2k]) per int16 lane k,
-   twice (the two rows of a register), since those kernels multiply unsigned nibbles w+8. */
+   Q8_0: x widened to int16; Q4_0: 8 * the block's sum of q as one int32 (those kernels multiply
+   the unsigned nibbles w+8, then subtract it). */
 static void ropex__quantize_act_avx2(const float *x, size_t cols, unsigned char *dst, int ty) {
     signed char *qs = (signed char *)dst;
     float *dd = (float *)(void *)(dst + ROPEX__ALIGN_UP(cols, 32));
@@ -1292,10 +1308,12 @@ static void ropex__quantize_act_avx2(const float *x, size_t cols, unsigned char 
         if (ty == ROPEX_Q8_0) {
             _mm256_store_si256((__m256i *)(void *)(aux + 32 * b), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)));
             _mm256_store_si256((__m256i *)(void *)(aux + 32 * b + 16), _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)));
-        } else {
-            __m256i pr = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);   /* x[2k]+x[2k+1] */
-            __m128i c = _mm_slli_epi16(_mm_add_epi16(_mm256_castsi256_si128(pr), _mm256_extracti128_si256(pr, 1)), 3);
-            _mm256_store_si256((__m256i *)(void *)(aux + 16 * b), _mm256_set_m128i(c, c));
+        } else {   /* 8 * sum of the block's q, one int32 */
+            __m256i pr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(8));
+            __m128i c = _mm_add_epi32(_mm256_castsi256_si128(pr), _mm256_extracti128_si256(pr, 1));
+            c = _mm_add_epi32(c, _mm_shuffle_epi32(c, 0x4E));
+            c = _mm_add_epi32(c, _mm_shuffle_epi32(c, 0xB1));
+            ((int32_t *)(void *)aux)[b] = _mm_cvtsi128_si32(c);
         }
     }
 }
@@ -1334,16 +1352,14 @@ static void ropex__acc_q8_0_blk(const unsigned char *sp, const signed char *q, c
         acc[m] = fmaf(dd, (float)s, acc[m]);
     }
 }
-static void ropex__acc_q4_0_blk(const unsigned char *sp, const unsigned char *q, const signed char *x,
-                                float dx, float *acc) {
+/* One Q4_0 block into the row's accumulator: byte j of q holds elements j (low nibble) and j+16. */
+static float ropex__acc_q4_0_blk(const unsigned char *sp, const unsigned char *q, const signed char *x,
+                                 float dx, float acc) {
     float dd = ropex__q_h2f(ropex__q_ld16(sp)) * dx;
-    int m, j;
-    for (m = 0; m < 4; m++) {
-        int32_t s = 0;
-        for (j = 4 * m; j < 4 * m + 4; j++)
-            s += ((int)(q[j] & 0x0F) - 8) * x[j] + ((int)(q[j] >> 4) - 8) * x[16 + j];
-        acc[m] = fmaf(dd, (float)s, acc[m]);
-    }
+    int32_t s = 0;
+    int j;
+    for (j = 0; j < 16; j++) s += ((int)(q[j] & 0x0F) - 8) * x[j] + ((int)(q[j] >> 4) - 8) * x[16 + j];
+    return fmaf(dd, (float)s, acc);
 }
 static float ropex__dot_q8_0_ref(const unsigned char *w, const ropex__act *a, size_t nb) {
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -1356,22 +1372,28 @@ static float ropex__dot_q8_0_ref(const unsigned char *w, const ropex__act *a, si
     return ropex__reduce4(acc);
 }
 static float ropex__dot_q4_0_ref(const unsigned char *w, const ropex__act *a, size_t nb) {
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float acc = 0.0f;
     size_t b;
-    for (b = 0; b < nb; b++) ropex__acc_q4_0_blk(w + 18 * b, w + 18 * b + 2, a->qs + 32 * b, a->d[b], acc);
-    return ropex__reduce4(acc);
+    for (b = 0; b < nb; b++) acc = ropex__acc_q4_0_blk(w + 18 * b, w + 18 * b + 2, a->qs + 32 * b, a->d[b], acc);
+    return acc;
 }
 /* Row k of a repacked 8-row group (same arithmetic, blocks found through the layout). */
 static float ropex__dot_x8_ref(ropex_type base, const unsigned char *grp, int k, const ropex__act *a, size_t nb) {
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, acc4 = 0.0f;
     size_t b;
     for (b = 0; b < nb; b++) {
-        const unsigned char *sp = grp + ropex__x8_scale_at(base, b, k), *q = grp + ropex__x8_quants_at(base, b, k);
-        if (base == ROPEX_Q4_0) ropex__acc_q4_0_blk(sp, q, a->qs + 32 * b, a->d[b], acc);
-        else ropex__acc_q8_0_blk(sp, (const signed char *)q, (const signed char *)(q + 32),
-                                 a->qs + 32 * b, a->d[b], acc);
+        const unsigned char *sp = grp + ropex__x8_scale_at(base, b, k);
+        if (base == ROPEX_Q4_0) {
+            unsigned char q[16];
+            int j;
+            for (j = 0; j < 16; j++) q[j] = grp[ropex__x8_q4_byte(b, k, j)];
+            acc4 = ropex__acc_q4_0_blk(sp, q, a->qs + 32 * b, a->d[b], acc4);
+        } else {
+            const unsigned char *q = grp + ropex__x8_q8_at(b, k);
+            ropex__acc_q8_0_blk(sp, (const signed char *)q, (const signed char *)(q + 32), a->qs + 32 * b, a->d[b], acc);
+        }
     }
-    return ropex__reduce4(acc);
+    return base == ROPEX_Q4_0 ? acc4 : ropex__reduce4(acc);
 }
 
 /* Float rows: continue the 8-lane accumulation from column c0 (SIMD paths finish tails here). */
@@ -1464,56 +1486,41 @@ ROPEX__Q_INLINE void ropex__avx2_store_2x4(float *y, size_t ys, size_t yo, __m25
     }
 }
 
-/* Q4_0, 4 rows x 1 token. Two rows share a register: [row a elements 0..15 | row b 0..15]
-   as unsigned nibbles; maddubs against the broadcast activation halves, minus 8*x (aux), gives
-   int16 lanes {2k,2k+1,16+2k,17+2k}; madd by 1 folds them into the contract's 4 lanes per row. */
+/* Q4_0 on the GGML layout: one register [row a quants | row b quants] (16 bytes each) as
+   unsigned nibbles, maddubs against the broadcast activation halves xl/xh, widened by madd:
+   [a: 4 partial int32 | b: 4 partial int32] (the offset 8 comes off the block sum later). */
+ROPEX__Q_INLINE __m256i ropex__q4_avx2_pair(const unsigned char *pa, const unsigned char *pb, __m256i xl, __m256i xh) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)pa)),
+                                        _mm_loadu_si128((const __m128i *)(const void *)pb), 1);
+    __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q, m4), xl),
+                                 _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xh));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+#define ROPEX__Q4_X(a, b, xl, xh) do { \
+        xl = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)((a)->qs + 32 * (b)))); \
+        xh = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)((a)->qs + 32 * (b) + 16))); \
+    } while (0)
+#define ROPEX__Q4_CORR(a, b) (((const int32_t *)(const void *)(a)->aux)[b])
+/* Q4_0, 4 rows x 1 token: pairs (0,2) and (1,3); two hadds leave [r0 r1 r0 r1 | r2 r3 r2 r3],
+   one qword permute the four block sums in row order. */
 static void ropex__q4_0_avx2_4x1(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), i23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     size_t b;
     for (b = 0; b < nb; b++) {
-        const unsigned char *p = w + 18 * b;
-        __m256 d8 = _mm256_castps128_ps256(_mm_mul_ps(ropex__avx2_d4(p, rb), _mm_set1_ps(a->d[b])));
-        __m256i xl = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b)));
-        __m256i xh = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b + 16)));
-        __m256i corr = _mm256_load_si256((const __m256i *)(const void *)(a->aux + 16 * b));
-        __m256i q, s;
-        q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
-                                    _mm_loadu_si128((const __m128i *)(const void *)(p + rb + 2)), 1);
-        s = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q, m4), xl),
-                             _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xh));
-        s = _mm256_madd_epi16(_mm256_sub_epi16(s, corr), ones);
-        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d8, i01), _mm256_cvtepi32_ps(s), acc0);
-        q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * rb + 2))),
-                                    _mm_loadu_si128((const __m128i *)(const void *)(p + 3 * rb + 2)), 1);
-        s = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q, m4), xl),
-                             _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xh));
-        s = _mm256_madd_epi16(_mm256_sub_epi16(s, corr), ones);
-        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d8, i23), _mm256_cvtepi32_ps(s), acc1);
+        const unsigned char *p = w + 18 * b + 2;
+        __m256i xl, xh, h;
+        __m128i s;
+        ROPEX__Q4_X(a, b, xl, xh);
+        h = _mm256_hadd_epi32(ropex__q4_avx2_pair(p, p + 2 * rb, xl, xh), ropex__q4_avx2_pair(p + rb, p + 3 * rb, xl, xh));
+        h = _mm256_permute4x64_epi64(_mm256_hadd_epi32(h, h), 0x08);
+        s = _mm_sub_epi32(_mm256_castsi256_si128(h), _mm_set1_epi32(ROPEX__Q4_CORR(a, b)));
+        acc = _mm_fmadd_ps(_mm_mul_ps(ropex__avx2_d4(p - 2, rb), _mm_set1_ps(a->d[b])), _mm_cvtepi32_ps(s), acc);
     }
-    y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0));
-    y[1] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1));
-    y[2] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1));
-    y[3] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1));
+    _mm_storeu_ps(y, acc);
 }
 
-/* Q4_0, 8 rows x 1 token: the 4-row kernel's arithmetic, with the activation loads and
-   the scale conversion shared by twice as many rows (fewer instructions per weight byte). */
-/* One register [row a quants | row b quants] (q) into the two rows' lanes of acc (uses m4, xl,
-   xh, corr, ones from the kernel); the GGML layout assembles q with an insert, the repacked one
-   loads it. */
-#define ROPEX__Q4_REG(q, acc, dv) do { \
-        __m256i q_ = (q); \
-        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q_, m4), xl), \
-                                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q_, 4), m4), xh)); \
-        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, corr), ones); \
-        acc = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s_), acc); \
-    } while (0)
-#define ROPEX__Q4_PAIR(pa, pb, acc, dv) \
-    ROPEX__Q4_REG(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(pa))), \
-                                          _mm_loadu_si128((const __m128i *)(const void *)(pb)), 1), acc, dv)
-/* y[k] and y[k+4] from acc k (k = 0..3): the 8-row kernels' outputs (rows k and k+4 share a register). */
+/* y[k] and y[k+4] from acc k (k = 0..3): the 8-row Q8_0 kernel's outputs (rows k and k+4 share a register). */
 #define ROPEX__STORE8(y) do { \
         y[0] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc0)); y[4] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc0, 1)); \
         y[1] = ropex__avx2_hsum4(_mm256_castps256_ps128(acc1)); y[5] = ropex__avx2_hsum4(_mm256_extractf128_ps(acc1, 1)); \
@@ -1529,29 +1536,25 @@ static void ropex__q4_0_avx2_4x1(const unsigned char *w, size_t rb, size_t nb, c
         const char *pf_ = (const char *)(uintptr_t)((uintptr_t)(w) + (tb) + (off)); \
         _mm_prefetch(pf_, _MM_HINT_T1); _mm_prefetch(pf_ + 64, _MM_HINT_T1); _mm_prefetch(pf_ + 128, _MM_HINT_T1); \
     } while (0)
-/* Rows k and k+4 share a register, so each pair's scales come from one in-lane permute
-   (immediate, no index constants: the 16 ymm registers then hold the loop without spills). */
+/* Q4_0, 8 rows x 1 token: pairs (k, k+4); three hadds leave the eight block sums in row order. */
 static void ropex__q4_0_avx2_8x1(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    __m256 acc = _mm256_setzero_ps();
     const size_t r2 = 2 * rb, r3 = 3 * rb, r4 = 4 * rb;
     size_t b;
     for (b = 0; b < nb; b++) {
         const unsigned char *p = w + 18 * b, *p4 = p + r4;   /* two bases: fewer live registers */
         __m256 d8;
-        __m256i xl, xh, corr;
+        __m256i xl, xh, h01, h23, s;
         ROPEX__PF_NEXT_TILE(w, 8 * rb, 144 * b);
         d8 = _mm256_mul_ps(_mm256_set_m128(ropex__avx2_d4(p4, rb), ropex__avx2_d4(p, rb)),
                            _mm256_set1_ps(a->d[b]));     /* [d0 d1 d2 d3 | d4 d5 d6 d7] */
-        xl = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b)));
-        xh = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b + 16)));
-        corr = _mm256_load_si256((const __m256i *)(const void *)(a->aux + 16 * b));
-        ROPEX__Q4_PAIR(p + 2, p4 + 2, acc0, _mm256_permute_ps(d8, 0x00));
-        ROPEX__Q4_PAIR(p + rb + 2, p4 + rb + 2, acc1, _mm256_permute_ps(d8, 0x55));
-        ROPEX__Q4_PAIR(p + r2 + 2, p4 + r2 + 2, acc2, _mm256_permute_ps(d8, 0xAA));
-        ROPEX__Q4_PAIR(p + r3 + 2, p4 + r3 + 2, acc3, _mm256_permute_ps(d8, 0xFF));
+        ROPEX__Q4_X(a, b, xl, xh);
+        h01 = _mm256_hadd_epi32(ropex__q4_avx2_pair(p + 2, p4 + 2, xl, xh), ropex__q4_avx2_pair(p + rb + 2, p4 + rb + 2, xl, xh));
+        h23 = _mm256_hadd_epi32(ropex__q4_avx2_pair(p + r2 + 2, p4 + r2 + 2, xl, xh), ropex__q4_avx2_pair(p + r3 + 2, p4 + r3 + 2, xl, xh));
+        s = _mm256_sub_epi32(_mm256_hadd_epi32(h01, h23), _mm256_set1_epi32(ROPEX__Q4_CORR(a, b)));
+        acc = _mm256_fmadd_ps(d8, _mm256_cvtepi32_ps(s), acc);
     }
-    ROPEX__STORE8(y);
+    _mm256_storeu_ps(y, acc);
 }
 
 /* Q8_0, 4 rows x 1 token: int8 weights widened to int16, madd against x as int16 (aux) gives
@@ -1648,33 +1651,6 @@ ROPEX__Q_INLINE __m256 ropex__avx2_d2(const unsigned char *p, size_t rb, __m256i
     const size_t S = (size_t)((const unsigned char *)a[1].qs - qb)
 #define ROPEX__TOK_NEXT (qb += 32, db += 4, ab += 32)
 #define ROPEX__TOK_D(k) _mm256_broadcast_ss((const float *)(const void *)(db + (size_t)(k) * S))
-#define ROPEX__Q4_TOK(k, acc) do { \
-        const unsigned char *t_ = qb + (size_t)(k) * S; \
-        __m256i xl_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)t_)); \
-        __m256i xh_ = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(t_ + 16))); \
-        __m256i s_ = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl_), _mm256_maddubs_epi16(hi, xh_)); \
-        s_ = _mm256_madd_epi16(_mm256_sub_epi16(s_, _mm256_load_si256((const __m256i *)(const void *)(ab + (size_t)(k) * S))), ones); \
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, ROPEX__TOK_D(k)), _mm256_cvtepi32_ps(s_), acc); \
-    } while (0)
-static void ropex__q4_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    size_t b;
-    ROPEX__TOK_SETUP;
-    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
-        const unsigned char *p = w + 18 * b;
-        __m256 dw = ropex__avx2_d2(p, rb, i01);
-        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
-                                            _mm_loadu_si128((const __m128i *)(const void *)(p + rb + 2)), 1);
-        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        ROPEX__Q4_TOK(0, acc0);
-        ROPEX__Q4_TOK(1, acc1);
-        ROPEX__Q4_TOK(2, acc2);
-        ROPEX__Q4_TOK(3, acc3);
-    }
-    ropex__avx2_store_2x4(y, ys, 1, acc0, acc1, acc2, acc3);
-}
 /* Q8_0 tiles use maddubs with the sign trick: |w| (unsigned, <= 128) times x carrying w's sign
    (|x| <= 127: activations are clamped to -127), so a pair sum is <= 32512 and never saturates.
    Registers hold [row a elements | row b elements] as in the Q4_0 kernels, so the madd by one
@@ -1720,23 +1696,6 @@ static void ropex__q8_0_avx2_2x4(const unsigned char *w, size_t rb, size_t nb, c
             y[yo] = ropex__avx2_hsum4(_mm256_extractf128_ps(o_[k_], 1)); \
         } \
     } while (0)
-static void ropex__q4_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
-    size_t b;
-    ROPEX__TOK_SETUP;
-    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
-        const unsigned char *p = w + 18 * b;
-        __m256 dw = ropex__avx2_d2(p, rb, i01);
-        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))),
-                                            _mm_loadu_si128((const __m128i *)(const void *)(p + rb + 2)), 1);
-        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        ROPEX__Q4_TOK(0, acc0); ROPEX__Q4_TOK(1, acc1); ROPEX__Q4_TOK(2, acc2); ROPEX__Q4_TOK(3, acc3);
-        ROPEX__Q4_TOK(4, acc4); ROPEX__Q4_TOK(5, acc5); ROPEX__Q4_TOK(6, acc6); ROPEX__Q4_TOK(7, acc7);
-    }
-    ROPEX__OUT8(1);
-}
 static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y, size_t ys) {
     const __m256i i01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), ones = _mm256_set1_epi16(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
@@ -1758,22 +1717,15 @@ static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
 /* 4 rows x 8 tokens for the integer types (a[0..7]). */
 static void ropex__simd_4x8(ropex_type t, const unsigned char *w, size_t rb, size_t cols, const ropex__act *a,
                             float *y, size_t ys) {
-    if (t == ROPEX_Q4_0) {
-        ropex__q4_0_avx2_2x8(w, rb, cols / 32, a, y, ys);
-        ropex__q4_0_avx2_2x8(w + 2 * rb, rb, cols / 32, a, y + 2, ys);
-    } else {
-        ropex__q8_0_avx2_2x8(w, rb, cols / 32, a, y, ys);
-        ropex__q8_0_avx2_2x8(w + 2 * rb, rb, cols / 32, a, y + 2, ys);
-    }
+    (void)t;
+    ropex__q8_0_avx2_2x8(w, rb, cols / 32, a, y, ys);
+    ropex__q8_0_avx2_2x8(w + 2 * rb, rb, cols / 32, a, y + 2, ys);
 }
-/* 4 rows x 4 tokens for the integer types; returns 0 when the type has no tile kernel. */
+/* 4 rows x 4 tokens for Q8_0 (Q4_0 prompts take the 8-row tiles of ropex__mm_q4_tiles);
+   returns 0 when the type has no tile kernel here. */
 static int ropex__simd_4x4(ropex_type t, const unsigned char *w, size_t rb, size_t cols, const ropex__act *a,
                            float *y, size_t ys) {
     switch (t) {
-    case ROPEX_Q4_0:
-        ropex__q4_0_avx2_2x4(w, rb, cols / 32, a, y, ys);
-        ropex__q4_0_avx2_2x4(w + 2 * rb, rb, cols / 32, a, y + 2, ys);
-        return 1;
     case ROPEX_Q8_0:
         ropex__q8_0_avx2_2x4(w, rb, cols / 32, a, y, ys);
         ropex__q8_0_avx2_2x4(w + 2 * rb, rb, cols / 32, a, y + 2, ys);
@@ -1814,29 +1766,132 @@ ROPEX__Q_INLINE __m256 ropex__avx2_d8(const unsigned char *p) {
 #ifndef ROPEX__X8_PF
 #  define ROPEX__X8_PF 1024   /* prefetch distance in bytes along a group's stream */
 #endif
-#define ROPEX__Q4X_PAIR(pp, acc, dv) ROPEX__Q4_REG(_mm256_loadu_si256((const __m256i *)(const void *)(pp)), acc, dv)
+/* Q4_0 repacked: chunk i of a block (32 bytes at 16 + 32i) is 8 rows x bytes 4i..4i+3, i.e.
+   after the nibble split 8 rows x elements 4i..4i+3 (low) and 16+4i..16+4i+3 (high). maddubs
+   against the token's 4 matching activation bytes (broadcast) gives 2 int16 per row; the eight
+   of a block add in int16 (<= 16*15*127 per lane), one madd finishes each row's block sum. */
+#define ROPEX__Q4X_SPLIT(p) \
+    __m256i q0_ = _mm256_loadu_si256((const __m256i *)(const void *)((p) + 16)); \
+    __m256i q1_ = _mm256_loadu_si256((const __m256i *)(const void *)((p) + 48)); \
+    __m256i q2_ = _mm256_loadu_si256((const __m256i *)(const void *)((p) + 80)); \
+    __m256i q3_ = _mm256_loadu_si256((const __m256i *)(const void *)((p) + 112)); \
+    __m256i l0 = _mm256_and_si256(q0_, m4), h0 = _mm256_and_si256(_mm256_srli_epi16(q0_, 4), m4); \
+    __m256i l1 = _mm256_and_si256(q1_, m4), h1 = _mm256_and_si256(_mm256_srli_epi16(q1_, 4), m4); \
+    __m256i l2 = _mm256_and_si256(q2_, m4), h2 = _mm256_and_si256(_mm256_srli_epi16(q2_, 4), m4); \
+    __m256i l3 = _mm256_and_si256(q3_, m4), h3 = _mm256_and_si256(_mm256_srli_epi16(q3_, 4), m4)
+#define ROPEX__Q4X_BX(xq, o) _mm256_castps_si256(_mm256_broadcast_ss((const float *)(const void *)((xq) + (o))))
+#define ROPEX__Q4X_MUL(w, xq, o) _mm256_maddubs_epi16((w), ROPEX__Q4X_BX(xq, o))
+/* 8 block sums (int32, rows in lanes) of one token: xq its 32 activation bytes, corr 8*sum(q). */
+#define ROPEX__Q4X_SUM(xq, corr) _mm256_sub_epi32(_mm256_madd_epi16(_mm256_add_epi16( \
+        _mm256_add_epi16(_mm256_add_epi16(ROPEX__Q4X_MUL(l0, xq, 0), ROPEX__Q4X_MUL(h0, xq, 16)), \
+                         _mm256_add_epi16(ROPEX__Q4X_MUL(l1, xq, 4), ROPEX__Q4X_MUL(h1, xq, 20))), \
+        _mm256_add_epi16(_mm256_add_epi16(ROPEX__Q4X_MUL(l2, xq, 8), ROPEX__Q4X_MUL(h2, xq, 24)), \
+                         _mm256_add_epi16(ROPEX__Q4X_MUL(l3, xq, 12), ROPEX__Q4X_MUL(h3, xq, 28)))), ones), \
+        _mm256_set1_epi32(corr))
 /* Q4_0 repacked, 8 rows x 1 token (g: the group; 144 bytes per block column). */
 static void ropex__q4x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex__act *a, float *y) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    __m256 acc = _mm256_setzero_ps();
     size_t b;
     for (b = 0; b < nb; b++) {
         const unsigned char *p = g + 144 * b;
         const char *pf = (const char *)(uintptr_t)((uintptr_t)p + ROPEX__X8_PF);   /* never faults */
-        __m256 d8;
-        __m256i xl, xh, corr;
+        const signed char *xq = a->qs + 32 * b;
         _mm_prefetch(pf, _MM_HINT_T0); _mm_prefetch(pf + 64, _MM_HINT_T0); _mm_prefetch(pf + 128, _MM_HINT_T0);
-        d8 = _mm256_mul_ps(ropex__avx2_d8(p), _mm256_set1_ps(a->d[b]));   /* [d0 d1 d2 d3 | d4 d5 d6 d7] */
-        xl = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b)));
-        xh = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)(a->qs + 32 * b + 16)));
-        corr = _mm256_load_si256((const __m256i *)(const void *)(a->aux + 16 * b));
-        ROPEX__Q4X_PAIR(p + 16, acc0, _mm256_permute_ps(d8, 0x00));
-        ROPEX__Q4X_PAIR(p + 48, acc1, _mm256_permute_ps(d8, 0x55));
-        ROPEX__Q4X_PAIR(p + 80, acc2, _mm256_permute_ps(d8, 0xAA));
-        ROPEX__Q4X_PAIR(p + 112, acc3, _mm256_permute_ps(d8, 0xFF));
+        {
+            ROPEX__Q4X_SPLIT(p);
+            __m256i s = ROPEX__Q4X_SUM(xq, ROPEX__Q4_CORR(a, b));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(ropex__avx2_d8(p), _mm256_set1_ps(a->d[b])), _mm256_cvtepi32_ps(s), acc);
+        }
     }
-    ROPEX__STORE8(y);
+    _mm256_storeu_ps(y, acc);
 }
+/* Q4_0 prompt tile: 8 rows (a repacked group or a piece of one: nb block columns from g) x nt
+   tokens (1..4; token k's activations at a->qs + k*S etc., a already at the piece's first
+   block). Row k of token t goes to y[t*ys + k]; cont: the accumulators start from y (a later
+   piece of the same rows: the contract's sum runs on in block order). The split weights stay
+   in registers for all tokens. */
+ROPEX__Q_INLINE void ropex__q4x8_avx2_tile(const unsigned char *g, size_t nb, const ropex__act *a, size_t S, int nt,
+                                           float *y, size_t ys, int cont) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const unsigned char *qb = (const unsigned char *)a->qs, *db = (const unsigned char *)a->d;
+    const unsigned char *cb = (const unsigned char *)a->aux;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    size_t b;
+    if (cont) {
+        acc0 = _mm256_loadu_ps(y);
+        if (nt > 1) acc1 = _mm256_loadu_ps(y + ys);
+        if (nt > 2) acc2 = _mm256_loadu_ps(y + 2 * ys);
+        if (nt > 3) acc3 = _mm256_loadu_ps(y + 3 * ys);
+    }
+    for (b = 0; b < nb; b++, qb += 32, db += 4, cb += 4) {
+        const unsigned char *p = g + 144 * b;
+        __m256 dw = ropex__avx2_d8(p);
+        ROPEX__Q4X_SPLIT(p);
+#define ROPEX__Q4X_TOK(k, acc) do { \
+            __m256i s_ = ROPEX__Q4X_SUM(qb + (size_t)(k) * S, *(const int32_t *)(const void *)(cb + (size_t)(k) * S)); \
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss((const float *)(const void *)(db + (size_t)(k) * S))), \
+                                  _mm256_cvtepi32_ps(s_), acc); \
+        } while (0)
+        ROPEX__Q4X_TOK(0, acc0);
+        if (nt > 1) ROPEX__Q4X_TOK(1, acc1);
+        if (nt > 2) ROPEX__Q4X_TOK(2, acc2);
+        if (nt > 3) ROPEX__Q4X_TOK(3, acc3);
+#undef ROPEX__Q4X_TOK
+    }
+    _mm256_storeu_ps(y, acc0);
+    if (nt > 1) _mm256_storeu_ps(y + ys, acc1);
+    if (nt > 2) _mm256_storeu_ps(y + 2 * ys, acc2);
+    if (nt > 3) _mm256_storeu_ps(y + 3 * ys, acc3);
+}
+/* one copy for full tiles (nt a constant: no branch in the loop), one for the last tokens */
+ROPEX__NOINLINE void ropex__q4x8_tile4(const unsigned char *g, size_t nb, const ropex__act *a, size_t S, float *y,
+                                       size_t ys, int cont) {
+    ropex__q4x8_avx2_tile(g, nb, a, S, 4, y, ys, cont);
+}
+ROPEX__NOINLINE void ropex__q4x8_tile_n(const unsigned char *g, size_t nb, const ropex__act *a, size_t S, int nt,
+                                        float *y, size_t ys, int cont) {
+    ropex__q4x8_avx2_tile(g, nb, a, S, nt, y, ys, cont);
+}
+#ifndef ROPEX__Q4_PIECE
+#  define ROPEX__Q4_PIECE 64   /* block columns per piece of a Q4_0 prompt tile (9 KB of weights) */
+#endif
+/* Q4_0 prompts (n >= 2 tokens), rows [r0, r0 + 8*groups): each 8-row group, a piece of up to
+   ROPEX__Q4_PIECE block columns at a time, meets every token; the piece's weights stay in L1.
+   GGML layout (x8 == 0): the piece is first repacked into a buffer on the stack (one pass,
+   reused by all tokens). */
+static void ropex__mm_q4_tiles(const ropex__mm_job *j, size_t r0, size_t groups, int x8) {
+    unsigned char buf[144 * ROPEX__Q4_PIECE];
+    size_t nb = j->cols / 32, S = ropex__act_stride(j->cols), gi, b0, b, t;
+    for (gi = 0; gi < groups; gi++) {
+        size_t r = r0 + 8 * gi;
+        const unsigned char *grp = j->w + r * j->rb;
+        for (b0 = 0; b0 < nb; b0 += ROPEX__Q4_PIECE) {
+            size_t pb = nb - b0 < ROPEX__Q4_PIECE ? nb - b0 : ROPEX__Q4_PIECE;
+            const unsigned char *g = grp + 144 * b0;
+            if (!x8) {
+                int k, i;
+                for (b = 0; b < pb; b++)
+                    for (k = 0; k < 8; k++) {
+                        const unsigned char *src = grp + (size_t)k * j->rb + 18 * (b0 + b);
+                        memcpy(buf + 144 * b + 2 * k, src, 2);
+                        for (i = 0; i < 4; i++) memcpy(buf + 144 * b + 16 + 32 * i + 4 * k, src + 2 + 4 * i, 4);
+                    }
+                g = buf;
+            }
+            for (t = 0; t < j->n; t += 4) {
+                ropex__act a = ropex__act_at(j->act, j->cols, t);
+                float *y = j->y + t * j->rows + r;
+                a.qs += 32 * b0;
+                a.d += b0;
+                a.aux += 2 * b0;
+                if (t + 4 <= j->n) ropex__q4x8_tile4(g, pb, &a, S, y, j->rows, b0 > 0);
+                else ropex__q4x8_tile_n(g, pb, &a, S, (int)(j->n - t), y, j->rows, b0 > 0);
+            }
+        }
+    }
+}
+#define ROPEX__HAVE_Q4_TILES 1
 /* Q8_0 repacked, 8 rows x 1 token (272 bytes per block column): maddubs with the sign trick
    as in the Q8_0 tiles, lanes as in the contract. */
 #define ROPEX__Q8X_PAIR(pp, acc, dv) do { \
@@ -1872,22 +1927,6 @@ static void ropex__q8x8_avx2_8x1(const unsigned char *g, size_t nb, const ropex_
 #define ROPEX__X8_PAIR_SETUP(bs) \
         const unsigned char *p = g + (bs) * b; \
         __m256 dw = _mm256_permutevar_ps(ropex__avx2_d8(p), kidx)
-ROPEX__Q_INLINE void ropex__q4x8_avx2_pair(const unsigned char *g, int k, size_t nb, const ropex__act *a, int nt,
-                                           float *y, size_t ys) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), kidx = _mm256_set1_epi32(k);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
-    size_t b;
-    ROPEX__TOK_SETUP;
-    for (b = 0; b < nb; b++, ROPEX__TOK_NEXT) {
-        ROPEX__X8_PAIR_SETUP(144);
-        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(p + 16 + 32 * k));
-        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        ROPEX__Q4_TOK(0, acc0); ROPEX__Q4_TOK(1, acc1); ROPEX__Q4_TOK(2, acc2); ROPEX__Q4_TOK(3, acc3);
-        if (nt == 8) { ROPEX__Q4_TOK(4, acc4); ROPEX__Q4_TOK(5, acc5); ROPEX__Q4_TOK(6, acc6); ROPEX__Q4_TOK(7, acc7); }
-    }
-    if (nt == 8) ROPEX__OUT8(4);
-    else ropex__avx2_store_2x4(y, ys, 4, acc0, acc1, acc2, acc3);
-}
 ROPEX__Q_INLINE void ropex__q8x8_avx2_pair(const unsigned char *g, int k, size_t nb, const ropex__act *a, int nt,
                                            float *y, size_t ys) {
     const __m256i ones = _mm256_set1_epi16(1), kidx = _mm256_set1_epi32(k);
@@ -1906,30 +1945,32 @@ ROPEX__Q_INLINE void ropex__q8x8_avx2_pair(const unsigned char *g, int k, size_t
     else ropex__avx2_store_2x4(y, ys, 4, acc0, acc1, acc2, acc3);
 }
 /* one copy per tile width (nt a constant: no branch in the loop, registers for 4 or 8 sums) */
-ROPEX__NOINLINE void ropex__x8_pair8(int q4, const unsigned char *g, int k, size_t nb, const ropex__act *a, float *y, size_t ys) {
-    if (q4) ropex__q4x8_avx2_pair(g, k, nb, a, 8, y, ys);
-    else ropex__q8x8_avx2_pair(g, k, nb, a, 8, y, ys);
+ROPEX__NOINLINE void ropex__x8_pair8(const unsigned char *g, int k, size_t nb, const ropex__act *a, float *y, size_t ys) {
+    ropex__q8x8_avx2_pair(g, k, nb, a, 8, y, ys);
 }
-ROPEX__NOINLINE void ropex__x8_pair4(int q4, const unsigned char *g, int k, size_t nb, const ropex__act *a, float *y, size_t ys) {
-    if (q4) ropex__q4x8_avx2_pair(g, k, nb, a, 4, y, ys);
-    else ropex__q8x8_avx2_pair(g, k, nb, a, 4, y, ys);
+ROPEX__NOINLINE void ropex__x8_pair4(const unsigned char *g, int k, size_t nb, const ropex__act *a, float *y, size_t ys) {
+    ropex__q8x8_avx2_pair(g, k, nb, a, 4, y, ys);
 }
 /* Rows [r0, r1) of the repacked part (whole groups), all tokens; the same tiling as the GGML
    layout path (chunks of rows meet every token group). */
 static void ropex__mm_rows_x8(const ropex__mm_job *j, size_t r0, size_t r1) {
     size_t nb = j->cols / 32, t, r, rc, re, k;
     int q4 = j->t == ROPEX_Q4_0;
+    if (q4 && j->n >= 2) {
+        ropex__mm_q4_tiles(j, r0, (r1 - r0) / 8, 1);
+        return;
+    }
     for (rc = r0; rc < r1; rc = re) {
         re = r1 - rc > ROPEX__MM_CHUNK ? rc + ROPEX__MM_CHUNK : r1;
-        for (t = 0; t + 4 <= j->n;) {
+        for (t = 0; !q4 && t + 4 <= j->n;) {
             ropex__act at[8];
             int nt = t + 8 <= j->n ? 8 : 4, kk;
             for (k = 0; k < (size_t)nt; k++) at[k] = ropex__act_at(j->act, j->cols, t + k);
             for (r = rc; r < re; r += 8)
                 for (kk = 0; kk < 4; kk++) {
                     float *y = j->y + t * j->rows + r + (size_t)kk;
-                    if (nt == 8) ropex__x8_pair8(q4, j->w + r * j->rb, kk, nb, at, y, j->rows);
-                    else ropex__x8_pair4(q4, j->w + r * j->rb, kk, nb, at, y, j->rows);
+                    if (nt == 8) ropex__x8_pair8(j->w + r * j->rb, kk, nb, at, y, j->rows);
+                    else ropex__x8_pair4(j->w + r * j->rb, kk, nb, at, y, j->rows);
                 }
             t += (size_t)nt;
         }
@@ -2001,28 +2042,59 @@ ROPEX__Q_INLINE float32x4_t ropex__neon_d4(const unsigned char *p, size_t rb) {
     return vld1q_f32(d);
 #endif
 }
-/* Q4_0 / Q8_0, 4 rows x 1 token: the activation block is loaded once for four rows. */
+/* One Q4_0 row block (signed nibbles lo = elements 0..15, hi = 16..31) into 4 int32 partial sums. */
+ROPEX__Q_INLINE int32x4_t ropex__neon_q4sum(int8x16_t lo, int8x16_t x0, int8x16_t hi, int8x16_t x1) {
+#if defined(ROPEX__DOTPROD)
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo, x0), hi, x1);
+#else
+    int16x8_t p = vmull_s8(vget_low_s8(lo), vget_low_s8(x0));   /* 4 products per lane: <= 4*8*127 */
+    p = vmlal_s8(p, vget_high_s8(lo), vget_high_s8(x0));
+    p = vmlal_s8(p, vget_low_s8(hi), vget_low_s8(x1));
+    p = vmlal_s8(p, vget_high_s8(hi), vget_high_s8(x1));
+    return vpaddlq_s16(p);
+#endif
+}
+/* [sum(s0), sum(s1), sum(s2), sum(s3)] */
+ROPEX__Q_INLINE int32x4_t ropex__neon_hsum4x4(int32x4_t s0, int32x4_t s1, int32x4_t s2, int32x4_t s3) {
+#if defined(__aarch64__)
+    return vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
+#else
+    int32x2_t t0 = vpadd_s32(vget_low_s32(s0), vget_high_s32(s0)), t1 = vpadd_s32(vget_low_s32(s1), vget_high_s32(s1));
+    int32x2_t t2 = vpadd_s32(vget_low_s32(s2), vget_high_s32(s2)), t3 = vpadd_s32(vget_low_s32(s3), vget_high_s32(s3));
+    return vcombine_s32(vpadd_s32(t0, t1), vpadd_s32(t2, t3));
+#endif
+}
+/* Q4_0, 4 rows x 1 token: four block sums, then one fma per row (lanes = rows). */
 static void ropex__q4_0_neon_4x1(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     const int8x16_t k8 = vdupq_n_s8(8);
-    float32x4_t acc[4];
+    float32x4_t acc = vdupq_n_f32(0.0f);
     size_t b;
     int r;
-    for (r = 0; r < 4; r++) acc[r] = vdupq_n_f32(0.0f);
     for (b = 0; b < nb; b++) {
         const unsigned char *p = w + 18 * b;
         int8x16_t x0 = vld1q_s8(a->qs + 32 * b), x1 = vld1q_s8(a->qs + 32 * b + 16);
         float32x4_t dd = vmulq_n_f32(ropex__neon_d4(p, rb), a->d[b]);   /* exact products */
-        float ddr[4];
-        vst1q_f32(ddr, dd);
+        int32x4_t s[4];
         for (r = 0; r < 4; r++) {
             uint8x16_t q = vld1q_u8(p + (size_t)r * rb + 2);
             int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, m4)), k8);
             int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), k8);
-            acc[r] = ropex__neon_acc(acc[r], ddr[r], ropex__neon_dot32(lo, x0, hi, x1));
+            s[r] = ropex__neon_q4sum(lo, x0, hi, x1);
+        }
+        {
+            float32x4_t v = vcvtq_f32_s32(ropex__neon_hsum4x4(s[0], s[1], s[2], s[3]));
+#if defined(ROPEX__NEON_FMA)
+            acc = vfmaq_f32(acc, dd, v);
+#else
+            float av[4], dv[4], vv[4];
+            vst1q_f32(av, acc); vst1q_f32(dv, dd); vst1q_f32(vv, v);
+            for (r = 0; r < 4; r++) av[r] = fmaf(dv[r], vv[r], av[r]);
+            acc = vld1q_f32(av);
+#endif
         }
     }
-    for (r = 0; r < 4; r++) y[r] = ropex__neon_out4(acc[r]);
+    vst1q_f32(y, acc);
 }
 static void ropex__q8_0_neon_4x1(const unsigned char *w, size_t rb, size_t nb, const ropex__act *a, float *y) {
     float32x4_t acc[4];
@@ -2088,6 +2160,14 @@ static void ropex__mm_rows_ggml(const ropex__mm_job *j, size_t r0, size_t r1) {
 #if defined(ROPEX__HAVE_SIMD_4X1)
     size_t r, t, rc, re, r4 = r0 + ((r1 - r0) & ~(size_t)3), step;
     float yt[8];
+#if defined(ROPEX__HAVE_Q4_TILES)
+    if (j->t == ROPEX_Q4_0 && j->n >= 2 && j->act && r1 - r0 >= 8) {
+        size_t groups = (r1 - r0) / 8;
+        ropex__mm_q4_tiles(j, r0, groups, 0);
+        r0 += 8 * groups;
+        r4 = r0 + ((r1 - r0) & ~(size_t)3);
+    }
+#endif
     /* Prompt tiles: a chunk of rows (weights stay in L2) meets every token group before the
        next chunk, so the activations come from L3 once per chunk, not once per 8 rows. The
        order of tiles never changes a result: each output is one tile's work. */
@@ -2095,7 +2175,7 @@ static void ropex__mm_rows_ggml(const ropex__mm_job *j, size_t r0, size_t r1) {
         re = r4 - rc > ROPEX__MM_CHUNK ? rc + ROPEX__MM_CHUNK : r4;
         t = 0;
 #if defined(ROPEX__HAVE_SIMD_4X4)
-        if (j->act) {
+        if (j->act && j->t == ROPEX_Q8_0) {
             for (; t + 8 <= j->n; t += 8) {
                 ropex__act a8[8];
                 size_t k;

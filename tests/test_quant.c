@@ -346,8 +346,9 @@ static int check_exact(ropex_type t, size_t rows, size_t cols, size_t n, ropex_t
 }
 
 /* ropex_repack against the layout as documented in ropex.h, written out independently:
-   group g, block b: scales of rows 0..7, then for k = 0..3 the quants of row k then row k+4
-   (Q8_0: elements 0..15 of both, then 16..31 of both); rows past the last group unchanged. */
+   group g, block b: scales of rows 0..7, then Q4_0: for h = 0..3 bytes 4h..4h+3 of rows 0..7;
+   Q8_0: for k = 0..3 elements 0..15 of row k then row k+4, then 16..31 of both; rows past the
+   last group unchanged. */
 static void test_repack(void) {
     static const ropex_type ts[2] = {ROPEX_Q4_0, ROPEX_Q8_0};
     int ti;
@@ -363,8 +364,13 @@ static void test_repack(void) {
             at = g * 8 * rb;
             for (b = 0; b < nb; b++) {
                 for (k = 0; k < 8; k++) { memcpy(e + at, w + (g * 8 + (size_t)k) * rb + b * bs, 2); at += 2; }
+                if (t == ROPEX_Q4_0) {   /* chunk h: bytes 4h..4h+3 of rows 0..7 */
+                    for (h = 0; h < 4; h++)
+                        for (k = 0; k < 8; k++) { memcpy(e + at, w + (g * 8 + (size_t)k) * rb + b * bs + 2 + 4 * (size_t)h, 4); at += 4; }
+                    continue;
+                }
                 for (k = 0; k < 4; k++)
-                    for (h = 0; h < (t == ROPEX_Q4_0 ? 1 : 2); h++) {
+                    for (h = 0; h < 2; h++) {
                         memcpy(e + at, w + (g * 8 + (size_t)k) * rb + b * bs + 2 + 16 * (size_t)h, 16);
                         memcpy(e + at + 16, w + (g * 8 + (size_t)k + 4) * rb + b * bs + 2 + 16 * (size_t)h, 16);
                         at += 32;
