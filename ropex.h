@@ -1750,9 +1750,9 @@ static void ropex__simd_4x1(ropex_type t, const unsigned char *w, size_t rb, siz
 #define ROPEX__HAVE_SIMD_4X1 1
 
 /* ---- repacked layouts (ropex_repack): an 8-row group is one sequential stream ----
-   Group block b: 8 fp16 scales, then pairs (k, k+4) as [row k | row k+4] registers: the same
-   registers the kernels above assemble with inserts, so the lanes and the float order are the
-   same and the results identical. */
+   Group block b: 8 fp16 scales, then Q8_0: pairs (k, k+4) as [row k | row k+4] registers (the
+   registers the kernels above assemble with inserts: same lanes, same float order); Q4_0: four
+   chunks of 8 rows x 4 bytes (rows in lanes, the one-sum-per-block rule). */
 ROPEX__Q_INLINE __m256 ropex__avx2_d8(const unsigned char *p) {
 #if defined(__F16C__)
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));

@@ -309,6 +309,7 @@ static int check_exact(ropex_type t, size_t rows, size_t cols, size_t n, ropex_t
             w[i2 * bs] = (unsigned char)(h & 255); w[i2 * bs + 1] = (unsigned char)(h >> 8);
             for (j2 = 2; j2 < (int)bs; j2++) w[i2 * bs + j2] = (unsigned char)(rng() & 255);
             if (i2 % 5 == 0) for (j2 = 2; j2 < (int)bs; j2++) w[i2 * bs + j2] = 0x80;   /* extremes */
+            if (i2 % 5 == 1) for (j2 = 2; j2 < (int)bs; j2++) w[i2 * bs + j2] = 0xFF;   /* Q4_0: nibbles 15, the int16 sums' largest lanes */
         }
     }
     if (ropex_matmul_ref(t, w, rows, cols, x, n, yref, work) != ROPEX_OK) bad += 1000;
