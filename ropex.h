@@ -1000,6 +1000,15 @@ static size_t ropex__x8_q4_byte(size_t b, int k, int j) {
 static size_t ropex__x8_q8_at(size_t b, int k) {
     return 272 * b + 16 + 64 * (size_t)(k & 3) + 16 * (size_t)(k >> 2);
 }
+/* Q4_0: block column b of 8 GGML-layout rows (row k at src + k*rb) as one repacked block (144 bytes at dst). */
+static void ropex__x8_q4_block(unsigned char *dst, const unsigned char *src, size_t rb, size_t b) {
+    int k, i;
+    for (k = 0; k < 8; k++) {
+        const unsigned char *blk = src + (size_t)k * rb + 18 * b;
+        memcpy(dst + 2 * k, blk, 2);
+        for (i = 0; i < 4; i++) memcpy(dst + ropex__x8_q4_byte(0, k, 4 * i), blk + 2 + 4 * i, 4);
+    }
+}
 
 ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, size_t cols, void *dst) {
     const unsigned char *in = (const unsigned char *)src;
@@ -1015,19 +1024,19 @@ ROPEX_API ropex_status ropex_repack(ropex_type t, const void *src, size_t rows, 
     for (g = 0; g + 8 <= rows; g += 8) {
         const unsigned char *gi = in + g * rb;
         unsigned char *go = out + g * rb;
-        for (b = 0; b < nb; b++)
-            for (k = 0; k < 8; k++) {
-                const unsigned char *blk = gi + (size_t)k * rb + (t == ROPEX_Q4_0 ? 18 : 34) * b;
-                memcpy(go + ropex__x8_scale_at(t, b, k), blk, 2);
-                if (t == ROPEX_Q4_0) {
-                    int i;
-                    for (i = 0; i < 4; i++) memcpy(go + ropex__x8_q4_byte(b, k, 4 * i), blk + 2 + 4 * i, 4);
-                } else {
-                    unsigned char *q = go + ropex__x8_q8_at(b, k);
-                    memcpy(q, blk + 2, 16);
-                    memcpy(q + 32, blk + 18, 16);
-                }
+        for (b = 0; b < nb; b++) {
+            if (t == ROPEX_Q4_0) {
+                ropex__x8_q4_block(go + 144 * b, gi, rb, b);
+                continue;
             }
+            for (k = 0; k < 8; k++) {
+                const unsigned char *blk = gi + (size_t)k * rb + 34 * b;
+                unsigned char *q = go + ropex__x8_q8_at(b, k);
+                memcpy(go + ropex__x8_scale_at(t, b, k), blk, 2);
+                memcpy(q, blk + 2, 16);
+                memcpy(q + 32, blk + 18, 16);
+            }
+        }
     }
     if (g < rows) memcpy(out + g * rb, in + g * rb, (rows - g) * rb);
     return ROPEX_OK;
@@ -1714,7 +1723,7 @@ static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
     }
     ROPEX__OUT8(1);
 }
-/* 4 rows x 8 tokens for the integer types (a[0..7]). */
+/* 4 rows x 8 tokens for Q8_0 (a[0..7]). */
 static void ropex__simd_4x8(ropex_type t, const unsigned char *w, size_t rb, size_t cols, const ropex__act *a,
                             float *y, size_t ys) {
     (void)t;
@@ -1870,13 +1879,7 @@ static void ropex__mm_q4_tiles(const ropex__mm_job *j, size_t r0, size_t groups,
             size_t pb = nb - b0 < ROPEX__Q4_PIECE ? nb - b0 : ROPEX__Q4_PIECE;
             const unsigned char *g = grp + 144 * b0;
             if (!x8) {
-                int k, i;
-                for (b = 0; b < pb; b++)
-                    for (k = 0; k < 8; k++) {
-                        const unsigned char *src = grp + (size_t)k * j->rb + 18 * (b0 + b);
-                        memcpy(buf + 144 * b + 2 * k, src, 2);
-                        for (i = 0; i < 4; i++) memcpy(buf + 144 * b + 16 + 32 * i + 4 * k, src + 2 + 4 * i, 4);
-                    }
+                for (b = 0; b < pb; b++) ropex__x8_q4_block(buf + 144 * b, grp, j->rb, b0 + b);
                 g = buf;
             }
             for (t = 0; t < j->n; t += 4) {
