@@ -1724,9 +1724,7 @@ static void ropex__q8_0_avx2_2x8(const unsigned char *w, size_t rb, size_t nb, c
     ROPEX__OUT8(1);
 }
 /* 4 rows x 8 tokens for Q8_0 (a[0..7]). */
-static void ropex__simd_4x8(ropex_type t, const unsigned char *w, size_t rb, size_t cols, const ropex__act *a,
-                            float *y, size_t ys) {
-    (void)t;
+static void ropex__simd_4x8(const unsigned char *w, size_t rb, size_t cols, const ropex__act *a, float *y, size_t ys) {
     ropex__q8_0_avx2_2x8(w, rb, cols / 32, a, y, ys);
     ropex__q8_0_avx2_2x8(w + 2 * rb, rb, cols / 32, a, y + 2, ys);
 }
@@ -1965,7 +1963,7 @@ static void ropex__mm_rows_x8(const ropex__mm_job *j, size_t r0, size_t r1) {
     }
     for (rc = r0; rc < r1; rc = re) {
         re = r1 - rc > ROPEX__MM_CHUNK ? rc + ROPEX__MM_CHUNK : r1;
-        for (t = 0; !q4 && t + 4 <= j->n;) {
+        for (t = 0; t + 4 <= j->n;) {   /* Q8_0 only: Q4_0 with n >= 2 took the tiles above */
             ropex__act at[8];
             int nt = t + 8 <= j->n ? 8 : 4, kk;
             for (k = 0; k < (size_t)nt; k++) at[k] = ropex__act_at(j->act, j->cols, t + k);
@@ -2184,7 +2182,7 @@ static void ropex__mm_rows_ggml(const ropex__mm_job *j, size_t r0, size_t r1) {
                 size_t k;
                 for (k = 0; k < 8; k++) a8[k] = ropex__act_at(j->act, j->cols, t + k);
                 for (r = rc; r < re; r += 4)
-                    ropex__simd_4x8(j->t, j->w + r * j->rb, j->rb, j->cols, a8, j->y + t * j->rows + r, j->rows);
+                    ropex__simd_4x8(j->w + r * j->rb, j->rb, j->cols, a8, j->y + t * j->rows + r, j->rows);
             }
             for (; t + 4 <= j->n; t += 4) {
                 ropex__act a4[4];
