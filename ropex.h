@@ -412,7 +412,6 @@ typedef struct ropex_kv {
     size_t k_row_bytes, v_row_bytes;     /* bytes of one token's keys / values in one layer */
     size_t k_unit_bytes, v_unit_bytes;   /* the same for one unit of kv heads (see below) */
     int unit_heads, n_units;     /* kv heads per unit (whole Q8_0 blocks), units per row */
-    int unit_major;              /* 1: rows [layer][unit][slot]; 0: [layer][slot] (all units) */
     unsigned char *k, *v;        /* the rows */
     int64_t *slot_pos;           /* text position held by each slot, -1 = empty */
     void *user_buf;
@@ -2935,15 +2934,14 @@ ROPEX_API const char *ropex_regime_name(ropex_regime r) {
 /* Design (see the kv cache and attention sections of the API):
    - Slot of text position t: t < n_sink ? t : n_sink + (t - n_sink) % (capacity - n_sink). A pure
      function of t, so every layer finds its rows without shared mutable state. A unit is the
-     smallest run of kv heads holding whole Q8_0 blocks (one head for head_dim 128). Two layouts:
-     token-major, layer l, slot s at k + (l * capacity + s) * k_row_bytes (units side by side),
-     when a unit's bytes are whole cache lines (F16/F32 with head_dim 128: a thread's passes read
-     line-aligned pieces of each row); unit-major, layer l, unit u, slot s at
-     k + ((l * units + u) * capacity + s) * k_unit_bytes, otherwise (Q8_0 units of 136 bytes, tiny
-     heads): then a unit's keys and values are two sequential streams and each pass covers one unit,
-     where token-major rows would have every head re-read the cache lines it shares with its
-     neighbours (measured 1.4-1.7x slower for Q8_0 decode from DRAM). slot_pos[] is bookkeeping
-     updated by ropex_kv_advance (and read by ropex_kv_set_rope).
+     smallest run of kv heads holding whole Q8_0 blocks (one head for head_dim 128). Rows are
+     unit-major: layer l, unit u, slot s at k + ((l * units + u) * capacity + s) * k_unit_bytes, so a
+     unit's keys and values are two sequential streams and each pass covers one unit. (Token-major
+     rows, all units of a slot side by side, made every head re-read the cache lines it shares with
+     its neighbours for Q8_0 units of 136 bytes, 1.4-1.7x slower from DRAM; for F16 units of whole
+     lines they made a pass over a thread's heads touch 16-32 KB per tile and stream, and measured
+     1.1-1.4x slower than unit-major rows with the tile prefetch at 2 threads.) slot_pos[] is
+     bookkeeping updated by ropex_kv_advance (and read by ropex_kv_set_rope).
    - The keys visible to the query at text position p are a pure function of p: the sinks
      0..min(n_sink, p+1)-1 and the ring max(n_sink, p-R+1)..p (R = capacity - n_sink). Each layer
      call processes its chunk token by token (store k_i, v_i, then attend q_i), so a query sees exactly
@@ -3507,7 +3505,6 @@ ROPEX_API ropex_status ropex_kv_init(ropex_kv *kv, const ropex_kv_config *cfg, c
         kv->n_units = cfg->n_kv_heads / uh;
         kv->k_unit_bytes = ropex__kv_elem_off(cfg->k_type, (size_t)uh * (size_t)cfg->head_dim);
         kv->v_unit_bytes = ropex__kv_elem_off(cfg->v_type, (size_t)uh * (size_t)cfg->head_dim);
-        kv->unit_major = kv->k_unit_bytes % 64 != 0 || kv->v_unit_bytes % 64 != 0;
     }
     p = (unsigned char *)buf;
     p += (size_t)((64u - ((uintptr_t)p & 63u)) & 63u);
@@ -3559,13 +3556,7 @@ ROPEX_API ropex_status ropex_kv_advance(ropex_kv *kv, int n_tokens) {
 /* The row of unit u (whole kv-head group) at (layer, slot), keys or values. */
 static unsigned char *ropex__kv_urow(const ropex_kv *kv, int is_v, int layer, int u, int64_t slot) {
     const ropex_kv_config *c = &kv->cfg;
-    size_t units = (size_t)kv->n_units, idx;
-    if (!kv->unit_major) {
-        idx = (size_t)layer * (size_t)c->capacity + (size_t)slot;
-        return is_v ? kv->v + idx * kv->v_row_bytes + (size_t)u * kv->v_unit_bytes
-                    : kv->k + idx * kv->k_row_bytes + (size_t)u * kv->k_unit_bytes;
-    }
-    idx = ((size_t)layer * units + (size_t)u) * (size_t)c->capacity + (size_t)slot;
+    size_t idx = ((size_t)layer * (size_t)kv->n_units + (size_t)u) * (size_t)c->capacity + (size_t)slot;
     return is_v ? kv->v + idx * kv->v_unit_bytes : kv->k + idx * kv->k_unit_bytes;
 }
 
@@ -3745,6 +3736,32 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
 }
 #endif
 
+/* Software prefetch of the bytes [b0, b1) of the rows at slots s[0..n) (sequential slots when the
+   span is the whole row: one pass over the lines). */
+#if defined(ROPEX__ATT_AVX2)
+#  define ROPEX__ATT_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
+#elif defined(ROPEX__ATT_NEON) && defined(__GNUC__)
+#  define ROPEX__ATT_PF(p) __builtin_prefetch((const void *)(p), 0, 2)
+#endif
+#if defined(ROPEX__ATT_PF)
+static void ropex__att_prefetch(const unsigned char *base, size_t row, size_t b0, size_t b1, const int64_t *s, int n) {
+    uintptr_t a, e;
+    int j;
+    if (n <= 0) return;
+    if (b0 == 0 && b1 == row && s[n - 1] - s[0] == n - 1) {
+        a = (uintptr_t)(base + (size_t)s[0] * row) & ~(uintptr_t)63;
+        e = (uintptr_t)(base + (size_t)s[n - 1] * row + row);
+        for (; a < e; a += 64) ROPEX__ATT_PF(a);
+        return;
+    }
+    for (j = 0; j < n; j++) {
+        a = (uintptr_t)(base + (size_t)s[j] * row + b0) & ~(uintptr_t)63;
+        e = (uintptr_t)(base + (size_t)s[j] * row + b1);
+        for (; a < e; a += 64) ROPEX__ATT_PF(a);
+    }
+}
+#endif
+
 /* One tile of nk keys (slots[], RoPE positions kpos[] for rotate-at-use) for every query head of
    the pass. Rows are walked key by key across the pass's kv heads, so a thread reads one
    contiguous span of each row: the access stream is sequential. */
@@ -3761,6 +3778,17 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, const in
     size_t span = (size_t)(kh1 - kh0 + 1) * (size_t)hd;
     int span_ok = span <= ROPEX__ATT_SPAN;
     int v_fast = c->v_type == ROPEX_F16 || c->v_type == ROPEX_F32 || (c->v_type == ROPEX_Q8_0 && hd % ROPEX_QK == 0);
+#if defined(ROPEX__ATT_PF)
+    /* The tile's work runs scores, then values, each a long stretch of instructions: the out-of-
+       order window reaches neither the values' misses during the scores nor the next tile's keys
+       during the values, and the hardware prefetchers stop between bursts. So the values of this
+       tile are prefetched before its scores, and the next tile's keys before its values. */
+    size_t kv0 = ropex__kv_elem_off(c->k_type, (size_t)(kh0 - P->khb) * (size_t)hd);
+    size_t kv1 = ropex__kv_elem_off(c->k_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
+    size_t vv0 = ropex__kv_elem_off(c->v_type, (size_t)(kh0 - P->khb) * (size_t)hd);
+    size_t vv1 = ropex__kv_elem_off(c->v_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
+    ropex__att_prefetch(vbase, P->vrow, vv0, vv1, slots, nk);
+#endif
     /* scores */
 #if defined(ROPEX__ATT_AVX2)
     if (P->fast_k && ropex__att_k8_ok(c->k_type, hd)) ropex__att_scores8(P, qh, kbase, slots, nk, sc);
@@ -3876,6 +3904,13 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, const in
         *l += sum;
     }
     /* values */
+#if defined(ROPEX__ATT_PF)
+    if (slots[nk - 1] + ROPEX__ATT_TILE < c->capacity) {
+        int64_t nx[ROPEX__ATT_TILE];
+        for (j = 0; j < ROPEX__ATT_TILE; j++) nx[j] = slots[nk - 1] + 1 + j;
+        ropex__att_prefetch(kbase, P->krow, kv0, kv1, nx, ROPEX__ATT_TILE);
+    }
+#endif
     if (v_fast) {
         const unsigned char *vp[ROPEX__ATT_TILE];
         for (kh = kh0; kh <= kh1; kh++) {
@@ -3916,9 +3951,9 @@ static void ropex__att_run(ropex__att_pass *P, const float *const *qh, int64_t t
     const ropex_kv_config *c = &kv->cfg;
     int64_t slots[ROPEX__ATT_TILE], kpos[ROPEX__ATT_TILE], t, slot;
     int nk, j;
-    /* No software prefetch: a pass reads its unit's keys and values as two sequential streams
-       (the unit-major layout), which the hardware prefetchers follow; explicit prefetches of the
-       next tile measured no faster and cost instructions per key. */
+    /* A pass reads its unit's keys and values as two sequential streams (the unit-major layout);
+       ropex__att_tile prefetches within and one tile ahead (prefetching further ahead measured
+       slower: lines fetched too early leave L1 before use). */
     if (t1 < t0) return;
     /* slots of consecutive positions advance by one and wrap inside the ring */
     slot = ropex__kv_slot(c, t0);
@@ -3955,7 +3990,7 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
     size_t row = (size_t)c->n_kv_heads * (size_t)hd, qrow = (size_t)J->n_heads * (size_t)hd;
     int64_t p = kv->n_past + i, R = c->capacity - c->n_sink, ns, lo;
     int64_t qpos = c->positions == ROPEX_POS_CACHE && p > c->capacity - 1 ? c->capacity - 1 : p;
-    int h0, h, u, ue;
+    int h0, h, u;
     float *q = J->q + (size_t)i * qrow, *out = J->out + (size_t)i * qrow;
     ropex_rope_table ltab;
     const ropex_rope_table *tab = &kv->table;
@@ -3970,12 +4005,9 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
     gain = ropex_rope_logn(tab, qpos) / sqrtf((float)hd);
     ns = c->n_sink < p + 1 ? c->n_sink : p + 1;
     lo = p - R + 1 > c->n_sink ? p - R + 1 : c->n_sink;
-    /* Passes: unit-major rows, one unit per pass (its keys and values are two sequential
-       streams); token-major rows, the thread's units together (line-aligned pieces of each row). */
-    for (u = ua; u < ub; u = ue) {
-        int hend;
-        ue = kv->unit_major ? u + 1 : ub;
-        hend = ue * uh * g;
+    /* Passes: one unit per pass (its keys and values are two sequential streams). */
+    for (u = ua; u < ub; u++) {
+        int hend = (u + 1) * uh * g;
     for (h0 = u * uh * g; h0 < hend; h0 += ROPEX__ATT_MAXQ) {
         ropex__att_pass P;
         const float *qh[ROPEX__ATT_MAXQ];
@@ -3983,8 +4015,8 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
         int h1 = h0 + ROPEX__ATT_MAXQ < hend ? h0 + ROPEX__ATT_MAXQ : hend;
         P.kv = kv; P.tab = tab; P.layer = J->layer; P.hd = hd; P.g = g; P.h0 = h0; P.h1 = h1;
         P.kb = ropex__kv_urow(kv, 0, J->layer, u, 0); P.vb = ropex__kv_urow(kv, 1, J->layer, u, 0);
-        P.krow = kv->unit_major ? kv->k_unit_bytes : kv->k_row_bytes;
-        P.vrow = kv->unit_major ? kv->v_unit_bytes : kv->v_row_bytes;
+        P.krow = kv->k_unit_bytes;
+        P.vrow = kv->v_unit_bytes;
         P.khb = u * uh;
         P.fast_k = 0; P.p = p; P.qpos = qpos; P.acc = out;
         for (h = h0; h < h1; h++) {

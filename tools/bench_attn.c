@@ -49,9 +49,9 @@ static int ba_fill(ropex_kv *kv, int n_layers_used) {
     ropex_kv_advance(kv, B);
     for (s = B; s < cap; s += B) {
         int n = cap - s < B ? (int)(cap - s) : B;
-        /* rows are [layer][unit][slot] (unit_major) or [layer][slot] (one unit spanning the row) */
-        size_t units = kv->unit_major ? kv->k_row_bytes / kv->k_unit_bytes : 1, u;
-        size_t kub = kv->unit_major ? kv->k_unit_bytes : kv->k_row_bytes, vub = kv->unit_major ? kv->v_unit_bytes : kv->v_row_bytes;
+        /* rows are [layer][unit][slot] */
+        size_t units = (size_t)kv->n_units, u;
+        size_t kub = kv->k_unit_bytes, vub = kv->v_unit_bytes;
         for (l = 0; l < n_layers_used; l++)
             for (u = 0; u < units; u++) {
                 size_t base = ((size_t)l * units + u) * (size_t)cap;
