@@ -441,7 +441,7 @@ ROPEX_API ropex_status ropex_kv_advance(ropex_kv *kv, int n_tokens);
 
 /* Notes on the cache (see the implementation banner for the full design):
    - Memory: ropex_kv_bytes = K and V rows (per layer and slot; stored unit-major, [layer][unit of
-     kv heads][slot], when a unit is not whole cache lines) + slot_pos + 63 bytes of alignment slack;
+     kv heads][slot]) + slot_pos + 63 bytes of alignment slack;
      the buffer may start at any address. Nothing allocates after init; every call is O(1) memory.
    - Slots: text position t lives in slot t < n_sink ? t : n_sink + (t-n_sink) % (capacity-n_sink).
    - Keys are stored after RoPE (quantized once, at their text position) when the frequency set is
