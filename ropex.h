@@ -3736,29 +3736,21 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
 }
 #endif
 
-/* Software prefetch of the bytes [b0, b1) of the rows at slots s[0..n) (sequential slots when the
-   span is the whole row: one pass over the lines). */
+/* Software prefetch of the bytes [b0, b1) of the rows at the consecutive slots s0..s0+n-1 (one
+   sweep over the lines when the span is the whole row). */
 #if defined(ROPEX__ATT_AVX2)
 #  define ROPEX__ATT_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
 #elif defined(ROPEX__ATT_NEON) && defined(__GNUC__)
 #  define ROPEX__ATT_PF(p) __builtin_prefetch((const void *)(p), 0, 2)
 #endif
 #if defined(ROPEX__ATT_PF)
-static void ropex__att_prefetch(const unsigned char *base, size_t row, size_t b0, size_t b1, const int64_t *s, int n) {
+static void ropex__att_prefetch(const unsigned char *base, size_t row, size_t b0, size_t b1, int64_t s0, int n) {
+    const unsigned char *r = base + (size_t)s0 * row;
     uintptr_t a, e;
     int j;
-    if (n <= 0) return;
-    if (b0 == 0 && b1 == row && s[n - 1] - s[0] == n - 1) {
-        a = (uintptr_t)(base + (size_t)s[0] * row) & ~(uintptr_t)63;
-        e = (uintptr_t)(base + (size_t)s[n - 1] * row + row);
-        for (; a < e; a += 64) ROPEX__ATT_PF(a);
-        return;
-    }
-    for (j = 0; j < n; j++) {
-        a = (uintptr_t)(base + (size_t)s[j] * row + b0) & ~(uintptr_t)63;
-        e = (uintptr_t)(base + (size_t)s[j] * row + b1);
-        for (; a < e; a += 64) ROPEX__ATT_PF(a);
-    }
+    if (b0 == 0 && b1 == row) { b1 = (size_t)n * row; n = 1; }
+    for (j = 0; j < n; j++, r += row)
+        for (a = (uintptr_t)(r + b0) & ~(uintptr_t)63, e = (uintptr_t)(r + b1); a < e; a += 64) ROPEX__ATT_PF(a);
 }
 #endif
 
@@ -3782,12 +3774,13 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, const in
     /* The tile's work runs scores, then values, each a long stretch of instructions: the out-of-
        order window reaches neither the values' misses during the scores nor the next tile's keys
        during the values, and the hardware prefetchers stop between bursts. So the values of this
-       tile are prefetched before its scores, and the next tile's keys before its values. */
+       tile are prefetched before its scores, and the next tile's keys before its values (a tile
+       that wraps around the ring skips its prefetch). */
     size_t kv0 = ropex__kv_elem_off(c->k_type, (size_t)(kh0 - P->khb) * (size_t)hd);
     size_t kv1 = ropex__kv_elem_off(c->k_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
     size_t vv0 = ropex__kv_elem_off(c->v_type, (size_t)(kh0 - P->khb) * (size_t)hd);
     size_t vv1 = ropex__kv_elem_off(c->v_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
-    ropex__att_prefetch(vbase, P->vrow, vv0, vv1, slots, nk);
+    if (slots[nk - 1] - slots[0] == nk - 1) ropex__att_prefetch(vbase, P->vrow, vv0, vv1, slots[0], nk);
 #endif
     /* scores */
 #if defined(ROPEX__ATT_AVX2)
@@ -3905,11 +3898,8 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, const in
     }
     /* values */
 #if defined(ROPEX__ATT_PF)
-    if (slots[nk - 1] + ROPEX__ATT_TILE < c->capacity) {
-        int64_t nx[ROPEX__ATT_TILE];
-        for (j = 0; j < ROPEX__ATT_TILE; j++) nx[j] = slots[nk - 1] + 1 + j;
-        ropex__att_prefetch(kbase, P->krow, kv0, kv1, nx, ROPEX__ATT_TILE);
-    }
+    if (slots[nk - 1] + ROPEX__ATT_TILE < c->capacity)
+        ropex__att_prefetch(kbase, P->krow, kv0, kv1, slots[nk - 1] + 1, ROPEX__ATT_TILE);
 #endif
     if (v_fast) {
         const unsigned char *vp[ROPEX__ATT_TILE];
