@@ -3345,6 +3345,12 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
         _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3); \
         _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7); \
     } while (0)
+/* The same for 8 dims (short rows, or what remains after the 64s). */
+#define ROPEX__VACC8(LD) do { \
+        __m256 a0 = _mm256_loadu_ps(acc + i); \
+        for (j = 0; j < nk; j++) a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), LD(v + (size_t)j * vs, i), a0); \
+        _mm256_storeu_ps(acc + i, a0); \
+    } while (0)
 #define ROPEX__LD_F32(x, e) _mm256_loadu_ps((const float *)(const void *)(x) + (e))
 #define ROPEX__LD_F16(x, e) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((x) + 2 * (e))))
 #endif
@@ -3354,6 +3360,7 @@ static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, 
     int i = 0, j;
 #if defined(ROPEX__ATT_F16C)
     for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16);
+    for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F16);
 #endif
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f16(acc + i, w[j], v + (size_t)j * vs + 2 * i, n - i);
@@ -3393,6 +3400,7 @@ static void ropex__vacc_f32(float *acc, const float *w, const unsigned char *v, 
     int i = 0, j;
 #if defined(ROPEX__ATT_AVX2)
     for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F32);
+    for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F32);
 #endif
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f32(acc + i, w[j], (const float *)(const void *)(v + (size_t)j * vs) + i, n - i);
@@ -3936,6 +3944,17 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
                 else if (c->v_type == ROPEX_F16) ropex__vacc_f16(a, sc[h - P->h0], vp, P->vrow, nk, hd);
                 else ropex__vacc_f32(a, sc[h - P->h0], vp, P->vrow, nk, hd);
             }
+        }
+    } else if (span * (size_t)nk <= ROPEX__ATT_SPAN) {
+        /* small rows (blocks spanning heads, Q4_0): the tile's span converted once, row j at
+           kb + j * span, then the float kernel per head */
+        for (j = 0; j < nk; j++) ropex__kv_fetch(c->v_type, v0 + (size_t)j * P->vrow, (size_t)(kh0 - P->khb) * (size_t)hd, span, kb + (size_t)j * span);
+        for (kh = kh0; kh <= kh1; kh++) {
+            int ha = kh * P->g > P->h0 ? kh * P->g : P->h0;
+            int hb = (kh + 1) * P->g < P->h1 ? (kh + 1) * P->g : P->h1;
+            for (h = ha; h < hb; h++)
+                ropex__vacc_f32(P->acc + (size_t)h * (size_t)hd, sc[h - P->h0], (const unsigned char *)(kb + (size_t)(kh - kh0) * (size_t)hd),
+                                span * sizeof(float), nk, hd);
         }
     } else {
         for (j = 0; j < nk; j++) {
