@@ -3759,7 +3759,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
 /* Software prefetch of the bytes [b0, b1) of the rows at the consecutive slots s0..s0+n-1 (one
    sweep over the lines when the span is the whole row). */
 #if defined(ROPEX__ATT_AVX2)
-#  define ROPEX__ATT_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
+#  define ROPEX__ATT_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)   /* T1 measured 3-9% slower */
 #elif defined(ROPEX__ATT_NEON) && defined(__GNUC__)
 #  define ROPEX__ATT_PF(p) __builtin_prefetch((const void *)(p), 0, 2)
 #endif
