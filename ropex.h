@@ -2988,6 +2988,12 @@ ROPEX_API const char *ropex_regime_name(ropex_regime r) {
 #define ROPEX__ATT_MAXQ 64      /* query heads per pass over the cache */
 #define ROPEX__ATT_SPAN 1024    /* floats of the store scratch: one unit of kv heads */
 #define ROPEX__ATT_MAXD 512     /* max head_dim */
+#ifndef ROPEX__ATT_SPREAD
+/* bytes of one layer's ring above which a step is taken to stream from DRAM: the prefetch hints
+   then spread through the loops (a 4K-token fp16 step, 16 MB, measured 1.05-1.14x slower with
+   them, 1M-token steps 0.88-0.97x) */
+#  define ROPEX__ATT_SPREAD (48.0 * 1024 * 1024)
+#endif
 
 /* ---- element access of stored rows (private layout; fp16 and block scales little-endian) ---- */
 
@@ -3081,6 +3087,12 @@ static float ropex__hsum256(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+#endif
+
+/* Prefetch hint k of np spread over a row of n bytes at p: byte 64k, the last hint at the row's last
+   byte (so np hints touch every line of a row of up to 64 (np - 1) + 1 bytes). */
+#if defined(ROPEX__ATT_AVX2)
+#  define ROPEX__PROBE(p, k, np, n) _mm_prefetch((const char *)(p) + ((k) + 1 == (np) ? (n) - 1 : (size_t)64 * (size_t)(k)), _MM_HINT_T0)
 #endif
 
 static float ropex__dot_f32(const float *a, const float *b, int n) {
@@ -3294,7 +3306,8 @@ static void ropex__axpy_q8(float *acc, float w, const unsigned char *v, int nb) 
 
 /* acc[0..32*nb) += sum_j w[j] * v_j over nk rows of Q8_0 blocks: accumulators stay in registers
    across the tile (64 dims at a time), one store per tile instead of one per key. */
-static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int nb) {
+static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int nb,
+                           const unsigned char *pk, size_t pks, size_t pkn) {
     int b, j;
 #if defined(ROPEX__ATT_AVX2)
     for (b = 0; b + 2 <= nb; b += 2) {
@@ -3314,6 +3327,10 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
             a6 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 18), a6);
             a7 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 26), a7);
 #undef ROPEX__CV
+            if (pk) {   /* the next tile's key rows, two hints per key and pass */
+                ROPEX__PROBE(pk + (size_t)j * pks, b, nb, pkn);
+                ROPEX__PROBE(pk + (size_t)j * pks, b + 1, nb, pkn);
+            }
         }
         _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
         _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7);
@@ -3321,6 +3338,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
     for (; b < nb; b++)
         for (j = 0; j < nk; j++) ropex__axpy_q8(acc + 32 * b, w[j], v + (size_t)j * vs + 34 * b, 1);
 #else
+    (void)pk; (void)pks; (void)pkn;
     for (b = 0; b < nb; b++)
         for (j = 0; j < nk; j++) ropex__axpy_q8(acc + 32 * b, w[j], v + (size_t)j * vs + 34 * b, 1);
 #endif
@@ -3330,7 +3348,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
 /* acc[i..i+64) += sum_j w[j] * row_j[i..i+64): 64 dims in registers across the tile's nk rows, one
    fma per element and key in key order (the same bits as an axpy per key). LD(x, e) loads the
    eight values e..e+7 of row x as floats. */
-#define ROPEX__VACC64(LD) do { \
+#define ROPEX__VACC64(LD, HINT) do { \
         float *a = acc + i; \
         __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24); \
         __m256 a4 = _mm256_loadu_ps(a + 32), a5 = _mm256_loadu_ps(a + 40), a6 = _mm256_loadu_ps(a + 48), a7 = _mm256_loadu_ps(a + 56); \
@@ -3341,6 +3359,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
             a2 = _mm256_fmadd_ps(ww, LD(x, i + 16), a2); a3 = _mm256_fmadd_ps(ww, LD(x, i + 24), a3); \
             a4 = _mm256_fmadd_ps(ww, LD(x, i + 32), a4); a5 = _mm256_fmadd_ps(ww, LD(x, i + 40), a5); \
             a6 = _mm256_fmadd_ps(ww, LD(x, i + 48), a6); a7 = _mm256_fmadd_ps(ww, LD(x, i + 56), a7); \
+            HINT; \
         } \
         _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3); \
         _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7); \
@@ -3356,12 +3375,20 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
 #endif
 
 /* acc[0..n) += sum_j w[j] * v_j over nk fp16 rows of n values. */
-static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int n) {
+static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int n,
+                            const unsigned char *pk, size_t pks, size_t pkn) {
     int i = 0, j;
 #if defined(ROPEX__ATT_F16C)
-    for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16);
+    if (pk) {   /* with hints for the next tile's key rows, two per key and 64 dims */
+#define ROPEX__F16_HINT do { ROPEX__PROBE(pk + (size_t)j * pks, i / 32, n / 32, pkn); \
+                             ROPEX__PROBE(pk + (size_t)j * pks, i / 32 + 1, n / 32, pkn); } while (0)
+        for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, ROPEX__F16_HINT);
+#undef ROPEX__F16_HINT
+    }
+    for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, (void)0);
     for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F16);
 #endif
+    (void)pk; (void)pks; (void)pkn;
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f16(acc + i, w[j], v + (size_t)j * vs + 2 * i, n - i);
 }
@@ -3399,7 +3426,7 @@ static __m256 ropex__exp8(__m256 x) {
 static void ropex__vacc_f32(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int n) {
     int i = 0, j;
 #if defined(ROPEX__ATT_AVX2)
-    for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F32);
+    for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F32, (void)0);
     for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F32);
 #endif
     if (i < n)
@@ -3659,6 +3686,7 @@ typedef struct ropex__att_pass {
     const ropex_rope_table *tab;  /* table for rotating raw keys at use */
     int layer, hd, g, h0, h1;     /* query heads [h0, h1), group size g */
     int fast_k;                   /* 1: scores straight from stored keys (rotated, aligned) */
+    int spread;                   /* 1: the step streams from DRAM (prefetch hints spread in the loops) */
     const unsigned char *kb, *vb; /* the unit's rows at slot 0 (this layer) */
     size_t krow, vrow;            /* bytes per slot of the unit's rows */
     int khb;                      /* the unit's first kv head (offsets in a row count from it) */
@@ -3691,7 +3719,7 @@ static int ropex__att_k8_ok(ropex_type t, int hd) {
    transposed reduction yields eight scores (no per-key horizontal sum). Padding lanes of a short
    batch repeat key 0 and are dropped. */
 static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh, const unsigned char *k,
-                               int nk, float sc[][ROPEX__ATT_TILE]) {
+                               int nk, float sc[][ROPEX__ATT_TILE], const unsigned char *pv, size_t pvs, size_t pvn) {
     const ropex_kv_config *c = &P->kv->cfg;
     int hd = P->hd, j0, z, h, kh, b, i;
     int kh0 = P->h0 / P->g, kh1 = (P->h1 - 1) / P->g;
@@ -3707,6 +3735,8 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
             int hb = (kh + 1) * P->g < P->h1 ? (kh + 1) * P->g : P->h1;
             for (h = ha; h < hb; h++) {
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, r;
+                /* pv: hints for the batch's value rows, spread over the first head's loop */
+                const unsigned char *ph = pv && h == ha ? pv + (size_t)j0 * pvs : NULL;
                 if (c->k_type == ROPEX_Q8_0) {
                     const unsigned char *qq = (const unsigned char *)(const void *)qh[h - P->h0];
                     for (b = 0; b < hd / ROPEX_QK; b++) {
@@ -3723,24 +3753,32 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                         ROPEX__K8(a4, 4); ROPEX__K8(a5, 5); ROPEX__K8(a6, 6); ROPEX__K8(a7, 7);
 #undef ROPEX__K8
 #undef ROPEX__K8D
+                        if (ph)
+                            for (z = 0; z < 8; z++) ROPEX__PROBE(ph + (size_t)z * pvs, b, hd / ROPEX_QK, pvn);
                     }
                 } else {
                     const float *qv = qh[h - P->h0];
                     int f16 = c->k_type == ROPEX_F16;
-                    for (i = 0; i < hd; i += 8) {
-                        __m256 x = _mm256_loadu_ps(qv + i);
 #if defined(ROPEX__ATT_F16C)
-#  define ROPEX__LK(kp) (f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((kp) + 2 * i))) \
-                             : _mm256_loadu_ps((const float *)(const void *)((kp) + 4 * i)))
+#  define ROPEX__LK(kp, i) (f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((kp) + 2 * (i)))) \
+                                : _mm256_loadu_ps((const float *)(const void *)((kp) + 4 * (i))))
 #else
-#  define ROPEX__LK(kp) _mm256_loadu_ps((const float *)(const void *)((kp) + 4 * i))
+#  define ROPEX__LK(kp, i) _mm256_loadu_ps((const float *)(const void *)((kp) + 4 * (i)))
 #endif
-                        a0 = _mm256_fmadd_ps(x, ROPEX__LK(k0), a0); a1 = _mm256_fmadd_ps(x, ROPEX__LK(k1), a1);
-                        a2 = _mm256_fmadd_ps(x, ROPEX__LK(k2), a2); a3 = _mm256_fmadd_ps(x, ROPEX__LK(k3), a3);
-                        a4 = _mm256_fmadd_ps(x, ROPEX__LK(k4), a4); a5 = _mm256_fmadd_ps(x, ROPEX__LK(k5), a5);
-                        a6 = _mm256_fmadd_ps(x, ROPEX__LK(k6), a6); a7 = _mm256_fmadd_ps(x, ROPEX__LK(k7), a7);
+#define ROPEX__S8(i) do { __m256 x_ = _mm256_loadu_ps(qv + (i)); \
+                        a0 = _mm256_fmadd_ps(x_, ROPEX__LK(k0, i), a0); a1 = _mm256_fmadd_ps(x_, ROPEX__LK(k1, i), a1); \
+                        a2 = _mm256_fmadd_ps(x_, ROPEX__LK(k2, i), a2); a3 = _mm256_fmadd_ps(x_, ROPEX__LK(k3, i), a3); \
+                        a4 = _mm256_fmadd_ps(x_, ROPEX__LK(k4, i), a4); a5 = _mm256_fmadd_ps(x_, ROPEX__LK(k5, i), a5); \
+                        a6 = _mm256_fmadd_ps(x_, ROPEX__LK(k6, i), a6); a7 = _mm256_fmadd_ps(x_, ROPEX__LK(k7, i), a7); } while (0)
+                    if (ph) {   /* hd % 32 == 0 here: four steps, then the value-row hints of 32 dims */
+                        for (i = 0; i < hd; i += 32) {
+                            ROPEX__S8(i); ROPEX__S8(i + 8); ROPEX__S8(i + 16); ROPEX__S8(i + 24);
+                            for (z = 0; z < 8; z++) ROPEX__PROBE(ph + (size_t)z * pvs, i / 32, hd / 32, pvn);
+                        }
+                    } else
+                        for (i = 0; i < hd; i += 8) ROPEX__S8(i);
+#undef ROPEX__S8
 #undef ROPEX__LK
-                    }
                     (void)f16;
                 }
                 r = ropex__hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7);
@@ -3798,15 +3836,29 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
        during the values, and the hardware prefetchers stop between bursts. So the values of this
        tile are prefetched before its scores, and the next tile's keys before its values (unless
        the ring wraps there). */
-    size_t kv0 = ropex__kv_elem_off(c->k_type, (size_t)(kh0 - P->khb) * (size_t)hd);
+#endif
+    size_t kv0 = ropex__kv_elem_off(c->k_type, (size_t)(kh0 - P->khb) * (size_t)hd);   /* the pass's span of a row */
     size_t kv1 = ropex__kv_elem_off(c->k_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
     size_t vv0 = ropex__kv_elem_off(c->v_type, (size_t)(kh0 - P->khb) * (size_t)hd);
     size_t vv1 = ropex__kv_elem_off(c->v_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
-    ropex__att_prefetch(vbase, P->vrow, vv0, vv1, s0, nk);
+#if defined(ROPEX__ATT_AVX2)
+    /* Full tiles of one kv head with Q8_0 or fp16 rows: the hints are spread through the loops
+       instead (each key's value rows during its scores, the next tile's key rows during the
+       values; one hint per 32 dims and key), which keeps them off the loops' critical bursts. */
+    int spread = P->spread && P->fast_k && kh0 == kh1 && nk == ROPEX__ATT_TILE && hd >= 64 && hd % 64 == 0 &&
+                 (c->k_type == ROPEX_Q8_0 || c->k_type == ROPEX_F16) && (c->v_type == ROPEX_Q8_0 || c->v_type == ROPEX_F16);
+    int next = s0 + nk + ROPEX__ATT_TILE <= c->capacity;   /* a full next tile follows in the ring */
+#else
+    int spread = 0, next = 0;
 #endif
+#if defined(ROPEX__ATT_PF)
+    if (!spread) ropex__att_prefetch(vbase, P->vrow, vv0, vv1, s0, nk);
+#endif
+    (void)next; (void)vv0; (void)vv1;
     /* scores */
 #if defined(ROPEX__ATT_AVX2)
-    if (P->fast_k && ropex__att_k8_ok(c->k_type, hd)) ropex__att_scores8(P, qh, k0, nk, sc);
+    if (P->fast_k && ropex__att_k8_ok(c->k_type, hd))
+        ropex__att_scores8(P, qh, k0, nk, sc, spread ? v0 + vv0 : NULL, P->vrow, vv1 - vv0);
     else
 #endif
     if (!P->fast_k && span * ROPEX__ATT_TILE <= ROPEX__ATT_SPAN) {
@@ -3930,7 +3982,7 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
     }
     /* values */
 #if defined(ROPEX__ATT_PF)
-    if (s0 + nk + ROPEX__ATT_TILE <= c->capacity)
+    if (!spread && s0 + nk + ROPEX__ATT_TILE <= c->capacity)
         ropex__att_prefetch(kbase, P->krow, kv0, kv1, s0 + nk, ROPEX__ATT_TILE);
 #endif
     if (v_fast) {
@@ -3940,8 +3992,9 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
             int hb = (kh + 1) * P->g < P->h1 ? (kh + 1) * P->g : P->h1;
             for (h = ha; h < hb; h++) {
                 float *a = P->acc + (size_t)h * (size_t)hd;
-                if (c->v_type == ROPEX_Q8_0) ropex__vacc_q8(a, sc[h - P->h0], vp, P->vrow, nk, hd / 32);
-                else if (c->v_type == ROPEX_F16) ropex__vacc_f16(a, sc[h - P->h0], vp, P->vrow, nk, hd);
+                const unsigned char *pk = spread && next && h == ha ? k0 + (size_t)nk * P->krow + kv0 : NULL;
+                if (c->v_type == ROPEX_Q8_0) ropex__vacc_q8(a, sc[h - P->h0], vp, P->vrow, nk, hd / 32, pk, P->krow, kv1 - kv0);
+                else if (c->v_type == ROPEX_F16) ropex__vacc_f16(a, sc[h - P->h0], vp, P->vrow, nk, hd, pk, P->krow, kv1 - kv0);
                 else ropex__vacc_f32(a, sc[h - P->h0], vp, P->vrow, nk, hd);
             }
         }
@@ -4044,7 +4097,7 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
         P.krow = kv->k_unit_bytes;
         P.vrow = kv->v_unit_bytes;
         P.khb = u * uh;
-        P.fast_k = 0; P.p = p; P.qpos = qpos; P.acc = out;
+        P.fast_k = 0; P.spread = 0; P.p = p; P.qpos = qpos; P.acc = out;
         for (h = h0; h < h1; h++) {
             P.m[h - h0] = -FLT_MAX; P.l[h - h0] = 0.0f;
             memset(out + (size_t)h * (size_t)hd, 0, (size_t)hd * sizeof(float));
@@ -4066,6 +4119,8 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
             /* Ring: stored-rotated keys meet the query rotated at its text position (same relative
                distance as in cache slots); raw keys meet it at qpos and are rotated at use. */
             P.fast_k = fast_k;
+            P.spread = (double)(p - lo + 1) * (double)(kv->k_unit_bytes + kv->v_unit_bytes) *
+                       (double)(c->n_kv_heads / uh) > (double)ROPEX__ATT_SPREAD;
             /* the pass's query heads rotate in place with one trig set (as ropex__att_q per head) */
             ropex_rope_apply_k(tab, q + (size_t)h0 * (size_t)hd, h1 - h0, (size_t)hd, kv->keys_raw ? qpos : p);
             for (h = h0; h < h1; h++) {

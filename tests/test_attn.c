@@ -363,6 +363,27 @@ static void test_long_decode(void) {
     }
 }
 
+/* Wide heads (128 dims) in Q8_0 and fp16 storage, two query heads per kv head, a ring whose wrap
+   falls inside tiles: the paths with prefetch hints spread through the loops (taken for every
+   step in the sanitizer build, ROPEX__ATT_SPREAD=0) and the burst path agree with float64. */
+static void test_wide_heads(void) {
+    static const struct { ropex_type kt, vt; double bound; } cs[] = {
+        { ROPEX_Q8_0, ROPEX_Q8_0, 3e-2 }, { ROPEX_F16, ROPEX_F16, 2e-3 }, { ROPEX_Q8_0, ROPEX_F16, 3e-2 }, { ROPEX_F16, ROPEX_Q8_0, 1e-2 } };
+    int i, ok;
+    for (i = 0; i < 4; i++) {
+        scen s = scen_default();
+        float *out;
+        double e;
+        s.hd = 128; s.rope.head_dim = 128; s.n_kv = 2; s.n_heads = 4;
+        s.kt = cs[i].kt; s.vt = cs[i].vt; s.cap = 70; s.n_sink = 4; s.pol = i & 1 ? ROPEX_POS_CACHE : ROPEX_POS_TEXT;
+        out = stream(&s, 160, 2, 40, NULL, &ok);
+        e = err_vs_ref(&s, out, 0, 160, 0, 1);
+        CHECK(ok && e <= cs[i].bound && e > 0, "128-dim heads, %s keys, %s values: error vs float64 %.2g",
+              cs[i].kt == ROPEX_F16 ? "f16" : "q8_0", cs[i].vt == ROPEX_F16 ? "f16" : "q8_0", e);
+        free(out);
+    }
+}
+
 /* Quantized storage: error bounds vs the float64 reference, K and V separately. */
 static void test_quant_bounds(void) {
     /* Bounds for |x| <= 1: q8_0 element error <= amax/254, q4_0 <= amax/8 (GGML clamps the
@@ -580,6 +601,7 @@ int main(void) {
     test_wraps_policies();
     test_chunking(th2);
     test_quant_bounds();
+    test_wide_heads();
     test_many_wraps();
     test_dynamic();
     test_set_rope();
