@@ -3866,6 +3866,41 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
            query element multiplies a vector of keys; no per-key reductions. */
         float row[ROPEX__ATT_SPAN / ROPEX__ATT_TILE];
         int e, i;
+#if defined(ROPEX__ATT_AVX2) && ROPEX__ATT_TILE == 16
+        if (span % 8 == 0) {
+            /* rows converted with the vector paths, then 8x8 transposes (the same values) */
+            float rows[ROPEX__ATT_TILE][ROPEX__ATT_SPAN / ROPEX__ATT_TILE];
+            for (j = 0; j < ROPEX__ATT_TILE; j++) {
+                if (j >= nk) { memset(rows[j], 0, span * sizeof(float)); continue; }
+                ropex__kv_fetch(c->k_type, k0 + (size_t)j * P->krow, (size_t)(kh0 - P->khb) * (size_t)hd, span, rows[j]);
+                if (kv->keys_raw) ropex_rope_apply_k(P->tab, rows[j], kh1 - kh0 + 1, (size_t)hd, kp0 + j);
+            }
+            for (e = 0; e < (int)span; e += 8)
+                for (j = 0; j < ROPEX__ATT_TILE; j += 8) {
+                    __m256 r0 = _mm256_loadu_ps(rows[j] + e), r1 = _mm256_loadu_ps(rows[j + 1] + e);
+                    __m256 r2 = _mm256_loadu_ps(rows[j + 2] + e), r3 = _mm256_loadu_ps(rows[j + 3] + e);
+                    __m256 r4 = _mm256_loadu_ps(rows[j + 4] + e), r5 = _mm256_loadu_ps(rows[j + 5] + e);
+                    __m256 r6 = _mm256_loadu_ps(rows[j + 6] + e), r7 = _mm256_loadu_ps(rows[j + 7] + e);
+                    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                    float *o = kb + (size_t)e * ROPEX__ATT_TILE + j;
+                    _mm256_storeu_ps(o + 0 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u0, u4, 0x20));
+                    _mm256_storeu_ps(o + 1 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u1, u5, 0x20));
+                    _mm256_storeu_ps(o + 2 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u2, u6, 0x20));
+                    _mm256_storeu_ps(o + 3 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u3, u7, 0x20));
+                    _mm256_storeu_ps(o + 4 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u0, u4, 0x31));
+                    _mm256_storeu_ps(o + 5 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u1, u5, 0x31));
+                    _mm256_storeu_ps(o + 6 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u2, u6, 0x31));
+                    _mm256_storeu_ps(o + 7 * ROPEX__ATT_TILE, _mm256_permute2f128_ps(u3, u7, 0x31));
+                }
+        } else
+#endif
         for (j = 0; j < ROPEX__ATT_TILE; j++) {
             const unsigned char *kr = k0 + (size_t)(j < nk ? j : 0) * P->krow;
             if (j >= nk) {
