@@ -3742,17 +3742,15 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                     for (b = 0; b < hd / ROPEX_QK; b++) {
                         __m256i qy = _mm256_loadu_si256((const __m256i *)(const void *)(qq + 34 * b + 2));
                         float dq = ropex__h2f(qq + 34 * b);
-#define ROPEX__K8D(z) _mm256_set1_ps(dq * ropex__h2f(k##z + 34 * b))
                         /* exact int32 block sum (|k| * sign-adjusted q, the maddubs idiom), one fma per block */
 #define ROPEX__K8(acc, z) do { const unsigned char *x_ = k##z + 34 * b; \
                         __m256i kx_ = _mm256_loadu_si256((const __m256i *)(const void *)(x_ + 2)); \
                         __m256 p_ = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16( \
                             _mm256_sign_epi8(kx_, kx_), _mm256_sign_epi8(qy, kx_)), ones)); \
-                        acc = _mm256_fmadd_ps(ROPEX__K8D(z), p_, acc); } while (0)
+                        acc = _mm256_fmadd_ps(_mm256_set1_ps(dq * ropex__h2f(x_)), p_, acc); } while (0)
                         ROPEX__K8(a0, 0); ROPEX__K8(a1, 1); ROPEX__K8(a2, 2); ROPEX__K8(a3, 3);
                         ROPEX__K8(a4, 4); ROPEX__K8(a5, 5); ROPEX__K8(a6, 6); ROPEX__K8(a7, 7);
 #undef ROPEX__K8
-#undef ROPEX__K8D
                         if (ph)
                             for (z = 0; z < 8; z++) ROPEX__PROBE(ph + (size_t)z * pvs, b, hd / ROPEX_QK, pvn);
                     }
@@ -3830,13 +3828,11 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
     size_t span = (size_t)(kh1 - kh0 + 1) * (size_t)hd;
     int span_ok = span <= ROPEX__ATT_SPAN;
     int v_fast = c->v_type == ROPEX_F16 || c->v_type == ROPEX_F32 || (c->v_type == ROPEX_Q8_0 && hd % ROPEX_QK == 0);
-#if defined(ROPEX__ATT_PF)
     /* The tile's work runs scores, then values, each a long stretch of instructions: the out-of-
        order window reaches neither the values' misses during the scores nor the next tile's keys
        during the values, and the hardware prefetchers stop between bursts. So the values of this
        tile are prefetched before its scores, and the next tile's keys before its values (unless
-       the ring wraps there). */
-#endif
+       the ring wraps there): as two bursts, or spread through the loops below. */
     size_t kv0 = ropex__kv_elem_off(c->k_type, (size_t)(kh0 - P->khb) * (size_t)hd);   /* the pass's span of a row */
     size_t kv1 = ropex__kv_elem_off(c->k_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
     size_t vv0 = ropex__kv_elem_off(c->v_type, (size_t)(kh0 - P->khb) * (size_t)hd);
@@ -3845,7 +3841,7 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
     /* Full tiles of one kv head with Q8_0 or fp16 rows: the hints are spread through the loops
        instead (each key's value rows during its scores, the next tile's key rows during the
        values; one hint per 32 dims and key), which keeps them off the loops' critical bursts. */
-    int spread = P->spread && P->fast_k && kh0 == kh1 && nk == ROPEX__ATT_TILE && hd >= 64 && hd % 64 == 0 &&
+    int spread = P->spread && P->fast_k && kh0 == kh1 && nk == ROPEX__ATT_TILE && hd % 64 == 0 &&
                  (c->k_type == ROPEX_Q8_0 || c->k_type == ROPEX_F16) && (c->v_type == ROPEX_Q8_0 || c->v_type == ROPEX_F16);
     int next = s0 + nk + ROPEX__ATT_TILE <= c->capacity;   /* a full next tile follows in the ring */
 #else
