@@ -3089,22 +3089,25 @@ static float ropex__hsum256(__m256 v) {
 }
 #endif
 
-/* Prefetch hint k of np spread over a row of n bytes at p: byte 64k, the last hint at the row's last
-   byte (so np hints touch every line of a row of up to 64 (np - 1) + 1 bytes). */
 #if defined(ROPEX__ATT_AVX2)
-#  define ROPEX__PROBE(p, k, np, n) _mm_prefetch((const char *)(p) + ((k) + 1 == (np) ? (n) - 1 : (size_t)64 * (size_t)(k)), _MM_HINT_T0)
-/* Step k of np of a sequential sweep of hints over the cache lines of the n bytes at p (inv =
-   2^32 / np, from the caller: no division per step): the lines in address order, spread evenly
-   over the steps, every line once. In address order the stream reaches DRAM as one sequential
+/* A sequential sweep of hints over the cache lines of a span, spread over np steps of a loop: the
+   lines in address order, c per step after `lead` at the start (ropex__sweep_plan: c * np + lead
+   covers n bytes at any alignment). In address order the stream reaches DRAM as one sequential
    run; hints row by row (the first line of eight rows, then their second...) measured 1.15-1.25x
-   slower for fp16 1M-token steps. A macro: as a function called inside the loops (every ymm
-   register caller-saved) it measured 1.7x slower. */
-#  define ROPEX__SWEEP(p, n, k, np, inv) do { \
-        uintptr_t a_ = (uintptr_t)(p) >> 6, l_ = (((uintptr_t)(p) + (n) - 1) >> 6) - a_ + 1; \
-        uintptr_t i_ = a_ + (uintptr_t)(((uint64_t)l_ * (k) * (inv)) >> 32); \
-        uintptr_t e_ = (k) + 1 >= (np) ? a_ + l_ : a_ + (uintptr_t)(((uint64_t)l_ * ((k) + 1) * (inv)) >> 32); \
-        for (; i_ < e_; i_++) _mm_prefetch((const char *)(i_ << 6), _MM_HINT_T0); \
-    } while (0)
+   slower for fp16 1M-token steps. Macros: a function called inside the loops (every ymm register
+   caller-saved) measured 1.7x slower. */
+typedef struct ropex__sweep_plan { int c, lead; } ropex__sweep_plan;
+static ropex__sweep_plan ropex__sweep_plan_of(size_t n, int np) {
+    ropex__sweep_plan s;
+    int l = (int)((n + 63) / 64) + 1;
+    s.c = l / np;
+    s.lead = l - s.c * np;
+    return s;
+}
+#  define ROPEX__SWEEP_START(cur, p, plan) do { int u_; (cur) = (uintptr_t)(p) & ~(uintptr_t)63; \
+        for (u_ = 0; u_ < (plan).lead; u_++, (cur) += 64) _mm_prefetch((const char *)(cur), _MM_HINT_T0); } while (0)
+#  define ROPEX__SWEEP_STEP(cur, plan) do { int u_; \
+        for (u_ = 0; u_ < (plan).c; u_++, (cur) += 64) _mm_prefetch((const char *)(cur), _MM_HINT_T0); } while (0)
 #endif
 
 static float ropex__dot_f32(const float *a, const float *b, int n) {
@@ -3319,9 +3322,15 @@ static void ropex__axpy_q8(float *acc, float w, const unsigned char *v, int nb) 
 /* acc[0..32*nb) += sum_j w[j] * v_j over nk rows of Q8_0 blocks: accumulators stay in registers
    across the tile (64 dims at a time), one store per tile instead of one per key. */
 static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int nb,
-                           const unsigned char *pk, size_t pks, size_t pkn) {
+                           const unsigned char *pk, size_t pks) {
     int b, j;
 #if defined(ROPEX__ATT_AVX2)
+    ropex__sweep_plan sp = { 0, 0 };
+    uintptr_t cur = 0;
+    if (pk) {   /* the next tile's nk key rows (stride pks), swept over the key loops of the block pairs */
+        sp = ropex__sweep_plan_of((size_t)nk * pks, nb / 2 * nk > 0 ? nb / 2 * nk : 1);
+        ROPEX__SWEEP_START(cur, pk, sp);
+    }
     for (b = 0; b + 2 <= nb; b += 2) {
         float *a = acc + 32 * b;
         __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
@@ -3339,10 +3348,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
             a6 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 18), a6);
             a7 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 26), a7);
 #undef ROPEX__CV
-            if (pk) {   /* the next tile's key rows, two hints per key and pass */
-                ROPEX__PROBE(pk + (size_t)j * pks, b, nb, pkn);
-                ROPEX__PROBE(pk + (size_t)j * pks, b + 1, nb, pkn);
-            }
+            if (pk) ROPEX__SWEEP_STEP(cur, sp);
         }
         _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
         _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7);
@@ -3350,7 +3356,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
     for (; b < nb; b++)
         for (j = 0; j < nk; j++) ropex__axpy_q8(acc + 32 * b, w[j], v + (size_t)j * vs + 34 * b, 1);
 #else
-    (void)pk; (void)pks; (void)pkn;
+    (void)pk; (void)pks;
     for (b = 0; b < nb; b++)
         for (j = 0; j < nk; j++) ropex__axpy_q8(acc + 32 * b, w[j], v + (size_t)j * vs + 34 * b, 1);
 #endif
@@ -3388,20 +3394,21 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
 
 /* acc[0..n) += sum_j w[j] * v_j over nk fp16 rows of n values. */
 static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int n,
-                            const unsigned char *pk, size_t pks, size_t pkn) {
+                            const unsigned char *pk, size_t pks) {
     int i = 0, j;
 #if defined(ROPEX__ATT_F16C)
     if (pk) {   /* with hints for the next tile's key rows: one sequential sweep, step (i / 64) * nk + j */
-        unsigned np = (unsigned)(n / 64 * nk);
-        uint64_t inv = ((uint64_t)1 << 32) / np;
-#define ROPEX__F16_HINT ROPEX__SWEEP(pk, (size_t)nk * pks, (unsigned)(i / 64 * nk + j), np, inv)
+        ropex__sweep_plan sp = ropex__sweep_plan_of((size_t)nk * pks, n / 64 * nk);
+        uintptr_t cur;
+        ROPEX__SWEEP_START(cur, pk, sp);
+#define ROPEX__F16_HINT ROPEX__SWEEP_STEP(cur, sp)
         for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, ROPEX__F16_HINT);
 #undef ROPEX__F16_HINT
     }
     for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, (void)0);
     for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F16);
 #endif
-    (void)pk; (void)pks; (void)pkn;
+    (void)pk; (void)pks;
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f16(acc + i, w[j], v + (size_t)j * vs + 2 * i, n - i);
 }
@@ -3732,14 +3739,14 @@ static int ropex__att_k8_ok(ropex_type t, int hd) {
    transposed reduction yields eight scores (no per-key horizontal sum). Padding lanes of a short
    batch repeat key 0 and are dropped. */
 static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh, const unsigned char *k,
-                               int nk, float sc[][ROPEX__ATT_TILE], const unsigned char *pv, size_t pvs, size_t pvn) {
+                               int nk, float sc[][ROPEX__ATT_TILE], const unsigned char *pv, size_t pvs) {
     const ropex_kv_config *c = &P->kv->cfg;
     int hd = P->hd, j0, z, h, kh, b, i;
     int kh0 = P->h0 / P->g, kh1 = (P->h1 - 1) / P->g;
     const __m256i ones = _mm256_set1_epi16(1);
-    unsigned np = (unsigned)(hd / 32 > 0 ? hd / 32 : 1);   /* pv: a batch's value rows swept over the steps of 32 dims */
-    uint64_t inv = ((uint64_t)1 << 32) / np;
-    (void)pvn;
+    /* pv: a batch's value rows swept over its loop's steps of 32 dims */
+    ropex__sweep_plan sp = ropex__sweep_plan_of(8 * pvs, hd / 32 > 0 ? hd / 32 : 1);
+    uintptr_t cur = 0;
     for (j0 = 0; j0 < nk; j0 += 8) {
         const unsigned char *kr[8];
         for (z = 0; z < 8; z++) kr[z] = k + (size_t)(j0 + z < nk ? j0 + z : j0) * P->krow;
@@ -3753,6 +3760,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, r;
                 /* pv: hints for the batch's value rows, spread over the first head's loop */
                 const unsigned char *ph = pv && h == ha ? pv + (size_t)j0 * pvs : NULL;
+                if (ph) ROPEX__SWEEP_START(cur, ph, sp);
                 if (c->k_type == ROPEX_Q8_0) {
                     const unsigned char *qq = (const unsigned char *)(const void *)qh[h - P->h0];
                     for (b = 0; b < hd / ROPEX_QK; b++) {
@@ -3767,7 +3775,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                         ROPEX__K8(a0, 0); ROPEX__K8(a1, 1); ROPEX__K8(a2, 2); ROPEX__K8(a3, 3);
                         ROPEX__K8(a4, 4); ROPEX__K8(a5, 5); ROPEX__K8(a6, 6); ROPEX__K8(a7, 7);
 #undef ROPEX__K8
-                        if (ph) ROPEX__SWEEP(ph, 8 * pvs, (unsigned)b, np, inv);
+                        if (ph) ROPEX__SWEEP_STEP(cur, sp);
                     }
                 } else {
                     const float *qv = qh[h - P->h0];
@@ -3786,7 +3794,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                     if (ph) {   /* hd % 32 == 0 here: four steps, then the value-row hints of 32 dims */
                         for (i = 0; i < hd; i += 32) {
                             ROPEX__S8(i); ROPEX__S8(i + 8); ROPEX__S8(i + 16); ROPEX__S8(i + 24);
-                            ROPEX__SWEEP(ph, 8 * pvs, (unsigned)(i / 32), np, inv);
+                            ROPEX__SWEEP_STEP(cur, sp);
                         }
                     } else
                         for (i = 0; i < hd; i += 8) ROPEX__S8(i);
@@ -3854,8 +3862,9 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
     size_t vv1 = ropex__kv_elem_off(c->v_type, (size_t)(kh1 + 1 - P->khb) * (size_t)hd);
 #if defined(ROPEX__ATT_AVX2)
     /* Full tiles of one kv head with Q8_0 or fp16 rows: the hints are spread through the loops
-       instead (each key's value rows during its scores, the next tile's key rows during the
-       values; one hint per 32 dims and key), which keeps them off the loops' critical bursts. */
+       instead (each batch's value rows during its scores, the next tile's key rows during the
+       values; the lines of each span in address order, ROPEX__SWEEP_*), which keeps them off the
+       loops' critical bursts. */
     int spread = P->spread && P->fast_k && kh0 == kh1 && nk == ROPEX__ATT_TILE && hd % 64 == 0 &&
                  (c->k_type == ROPEX_Q8_0 || c->k_type == ROPEX_F16) && (c->v_type == ROPEX_Q8_0 || c->v_type == ROPEX_F16);
     int next = s0 + nk + ROPEX__ATT_TILE <= c->capacity;   /* a full next tile follows in the ring */
@@ -3865,11 +3874,11 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
 #if defined(ROPEX__ATT_PF)
     if (!spread) ropex__att_prefetch(vbase, P->vrow, vv0, vv1, s0, nk);
 #endif
-    (void)next; (void)vv0; (void)vv1;
+    (void)next; (void)kv0; (void)kv1; (void)vv0; (void)vv1;
     /* scores */
 #if defined(ROPEX__ATT_AVX2)
     if (P->fast_k && ropex__att_k8_ok(c->k_type, hd))
-        ropex__att_scores8(P, qh, k0, nk, sc, spread ? v0 + vv0 : NULL, P->vrow, vv1 - vv0);
+        ropex__att_scores8(P, qh, k0, nk, sc, spread ? v0 + vv0 : NULL, P->vrow);
     else
 #endif
     if (!P->fast_k && span * ROPEX__ATT_TILE <= ROPEX__ATT_SPAN) {
@@ -4039,8 +4048,8 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
             for (h = ha; h < hb; h++) {
                 float *a = P->acc + (size_t)h * (size_t)hd;
                 const unsigned char *pk = spread && next && h == ha ? k0 + (size_t)nk * P->krow + kv0 : NULL;
-                if (c->v_type == ROPEX_Q8_0) ropex__vacc_q8(a, sc[h - P->h0], vp, P->vrow, nk, hd / 32, pk, P->krow, kv1 - kv0);
-                else if (c->v_type == ROPEX_F16) ropex__vacc_f16(a, sc[h - P->h0], vp, P->vrow, nk, hd, pk, P->krow, kv1 - kv0);
+                if (c->v_type == ROPEX_Q8_0) ropex__vacc_q8(a, sc[h - P->h0], vp, P->vrow, nk, hd / 32, pk, P->krow);
+                else if (c->v_type == ROPEX_F16) ropex__vacc_f16(a, sc[h - P->h0], vp, P->vrow, nk, hd, pk, P->krow);
                 else ropex__vacc_f32(a, sc[h - P->h0], vp, P->vrow, nk, hd);
             }
         }
