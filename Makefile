@@ -53,12 +53,11 @@ test-c: $(TEST_BIN) $(PROGRAMS)
 	@sh tests/run.sh $(TEST_BIN)
 
 # One run under AddressSanitizer + UndefinedBehaviorSanitizer (skipped if the compiler lacks them).
-# It also sends every attention step down the DRAM-streaming prefetch path (ROPEX__ATT_SPREAD=0).
 ASAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 test-asan:
 	@mkdir -p build/asan
 	@if echo 'int main(void){return 0;}' | $(CC) $(ASAN) -x c - -o build/asan/probe 2>/dev/null; then \
-	  set -e; $(CC) $(STRICT) $(ASAN) $(SIMD) -DROPEX__ATT_SPREAD=0 -c tests/impl.c -o build/asan/impl.o; \
+	  set -e; $(CC) $(STRICT) $(ASAN) $(SIMD) -c tests/impl.c -o build/asan/impl.o; \
 	  bins=""; for s in $(TEST_SRC); do b=build/asan/$$(basename $$s .c); \
 	    $(CC) $(STRICT) $(ASAN) $(SIMD) $$s build/asan/impl.o -o $$b $(LDLIBS); bins="$$bins $$b"; done; \
 	  echo "== under ASan+UBSan"; ROPEX_TEST_QUICK=1 sh tests/run.sh $$bins; \

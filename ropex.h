@@ -2988,12 +2988,6 @@ ROPEX_API const char *ropex_regime_name(ropex_regime r) {
 #define ROPEX__ATT_MAXQ 64      /* query heads per pass over the cache */
 #define ROPEX__ATT_SPAN 1024    /* floats of the store scratch: one unit of kv heads */
 #define ROPEX__ATT_MAXD 512     /* max head_dim */
-#ifndef ROPEX__ATT_SPREAD
-/* bytes of one layer's ring above which a step is taken to stream from DRAM: the prefetch hints
-   then spread through the loops (a 4K-token fp16 step, 16 MB, measured 1.05-1.14x slower with
-   them, 1M-token steps 0.88-0.97x) */
-#  define ROPEX__ATT_SPREAD (48.0 * 1024 * 1024)
-#endif
 
 /* ---- element access of stored rows (private layout; fp16 and block scales little-endian) ---- */
 
@@ -3706,7 +3700,6 @@ typedef struct ropex__att_pass {
     const ropex_rope_table *tab;  /* table for rotating raw keys at use */
     int layer, hd, g, h0, h1;     /* query heads [h0, h1), group size g */
     int fast_k;                   /* 1: scores straight from stored keys (rotated, aligned) */
-    int spread;                   /* 1: the step streams from DRAM (prefetch hints spread in the loops) */
     const unsigned char *kb, *vb; /* the unit's rows at slot 0 (this layer) */
     size_t krow, vrow;            /* bytes per slot of the unit's rows */
     int khb;                      /* the unit's first kv head (offsets in a row count from it) */
@@ -3864,8 +3857,9 @@ static void ropex__att_tile(ropex__att_pass *P, const float *const *qh, int64_t 
     /* Full tiles of one kv head with Q8_0 or fp16 rows: the hints are spread through the loops
        instead (each batch's value rows during its scores, the next tile's key rows during the
        values; the lines of each span in address order, ROPEX__SWEEP_*), which keeps them off the
-       loops' critical bursts. */
-    int spread = P->spread && P->fast_k && kh0 == kh1 && nk == ROPEX__ATT_TILE && hd % 64 == 0 &&
+       loops' critical bursts: faster than the bursts at every cache size measured, from tiles
+       in L1 to DRAM-streaming steps (4K-token steps: fp16 0.83x the time, Q8_0 0.95x). */
+    int spread = P->fast_k && kh0 == kh1 && nk == ROPEX__ATT_TILE && hd % 64 == 0 &&
                  (c->k_type == ROPEX_Q8_0 || c->k_type == ROPEX_F16) && (c->v_type == ROPEX_Q8_0 || c->v_type == ROPEX_F16);
     int next = s0 + nk + ROPEX__ATT_TILE <= c->capacity;   /* a full next tile follows in the ring */
 #else
@@ -4152,7 +4146,7 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
         P.krow = kv->k_unit_bytes;
         P.vrow = kv->v_unit_bytes;
         P.khb = u * uh;
-        P.fast_k = 0; P.spread = 0; P.p = p; P.qpos = qpos; P.acc = out;
+        P.fast_k = 0; P.p = p; P.qpos = qpos; P.acc = out;
         for (h = h0; h < h1; h++) {
             P.m[h - h0] = -FLT_MAX; P.l[h - h0] = 0.0f;
             memset(out + (size_t)h * (size_t)hd, 0, (size_t)hd * sizeof(float));
@@ -4174,8 +4168,6 @@ static void ropex__att_token(const ropex__att_job *J, int i, int ua, int ub) {
             /* Ring: stored-rotated keys meet the query rotated at its text position (same relative
                distance as in cache slots); raw keys meet it at qpos and are rotated at use. */
             P.fast_k = fast_k;
-            P.spread = (double)(p - lo + 1) * (double)(kv->k_unit_bytes + kv->v_unit_bytes) *
-                       (double)(c->n_kv_heads / uh) > (double)ROPEX__ATT_SPREAD;
             /* the pass's query heads rotate in place with one trig set (as ropex__att_q per head) */
             ropex_rope_apply_k(tab, q + (size_t)h0 * (size_t)hd, h1 - h0, (size_t)hd, kv->keys_raw ? qpos : p);
             for (h = h0; h < h1; h++) {

@@ -364,8 +364,8 @@ static void test_long_decode(void) {
 }
 
 /* Wide heads (128 dims) in Q8_0 and fp16 storage, two query heads per kv head, a ring whose wrap
-   falls inside tiles: the paths with prefetch hints spread through the loops (taken for every
-   step in the sanitizer build, ROPEX__ATT_SPREAD=0) and the burst path agree with float64. */
+   falls inside tiles: the full tiles (prefetch hints spread through the loops) and the tiles cut
+   at the wrap (hints in bursts) agree with float64. */
 static void test_wide_heads(void) {
     static const struct { ropex_type kt, vt; double bound; } cs[] = {
         { ROPEX_Q8_0, ROPEX_Q8_0, 3e-2 }, { ROPEX_F16, ROPEX_F16, 2e-3 }, { ROPEX_Q8_0, ROPEX_F16, 3e-2 }, { ROPEX_F16, ROPEX_Q8_0, 1e-2 } };
