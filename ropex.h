@@ -2991,6 +2991,16 @@ ROPEX_API const char *ropex_regime_name(ropex_regime r) {
 
 /* ---- element access of stored rows (private layout; fp16 and block scales little-endian) ---- */
 
+#if defined(ROPEX__ATT_F16C)
+/* the fp16 value at p (little-endian) in all eight lanes */
+static __m256 ropex__h2f8(const unsigned char *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+#  define ROPEX__H2F8(p) ropex__h2f8(p)
+#endif
+
 static float ropex__h2f(const unsigned char *b) {
     uint16_t h = (uint16_t)(b[0] | (b[1] << 8));
 #if defined(ROPEX__ATT_F16C)
@@ -3331,7 +3341,14 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
         __m256 a4 = _mm256_loadu_ps(a + 32), a5 = _mm256_loadu_ps(a + 40), a6 = _mm256_loadu_ps(a + 48), a7 = _mm256_loadu_ps(a + 56);
         for (j = 0; j < nk; j++) {
             const unsigned char *x = v + (size_t)j * vs + 34 * b, *y = x + 34;
+#if defined(ROPEX__ATT_F16C)
+            /* the scales converted in vector lanes (one broadcast of the fp16 bits, one conversion,
+               one product): fewer instructions than scalar conversion and broadcast, same bits */
+            __m256 wj = _mm256_set1_ps(w[j]);
+            __m256 d0 = _mm256_mul_ps(wj, ROPEX__H2F8(x)), d1 = _mm256_mul_ps(wj, ROPEX__H2F8(y));
+#else
             __m256 d0 = _mm256_set1_ps(w[j] * ropex__h2f(x)), d1 = _mm256_set1_ps(w[j] * ropex__h2f(y));
+#endif
 #define ROPEX__CV(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
             a0 = _mm256_fmadd_ps(d0, ROPEX__CV(x + 2), a0);
             a1 = _mm256_fmadd_ps(d0, ROPEX__CV(x + 10), a1);
@@ -3759,15 +3776,22 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                     for (b = 0; b < hd / ROPEX_QK; b++) {
                         __m256i qy = _mm256_loadu_si256((const __m256i *)(const void *)(qq + 34 * b + 2));
                         float dq = ropex__h2f(qq + 34 * b);
+#if defined(ROPEX__ATT_F16C)
+                        const __m256 dqv = _mm256_set1_ps(dq);
+#  define ROPEX__KSCALE(x) _mm256_mul_ps(dqv, ROPEX__H2F8(x))
+#else
+#  define ROPEX__KSCALE(x) _mm256_set1_ps(dq * ropex__h2f(x))
+#endif
                         /* exact int32 block sum (|k| * sign-adjusted q, the maddubs idiom), one fma per block */
 #define ROPEX__K8(acc, z) do { const unsigned char *x_ = k##z + 34 * b; \
                         __m256i kx_ = _mm256_loadu_si256((const __m256i *)(const void *)(x_ + 2)); \
                         __m256 p_ = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16( \
                             _mm256_sign_epi8(kx_, kx_), _mm256_sign_epi8(qy, kx_)), ones)); \
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(dq * ropex__h2f(x_)), p_, acc); } while (0)
+                        acc = _mm256_fmadd_ps(ROPEX__KSCALE(x_), p_, acc); } while (0)
                         ROPEX__K8(a0, 0); ROPEX__K8(a1, 1); ROPEX__K8(a2, 2); ROPEX__K8(a3, 3);
                         ROPEX__K8(a4, 4); ROPEX__K8(a5, 5); ROPEX__K8(a6, 6); ROPEX__K8(a7, 7);
 #undef ROPEX__K8
+#undef ROPEX__KSCALE
                         if (ph) ROPEX__SWEEP_STEP(cur, sp);
                     }
                 } else {
