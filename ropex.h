@@ -3095,23 +3095,22 @@ static float ropex__hsum256(__m256 v) {
 
 #if defined(ROPEX__ATT_AVX2)
 /* A sequential sweep of hints over the cache lines of a span, spread over np steps of a loop: the
-   lines in address order, c per step after `lead` at the start (ropex__sweep_plan: c * np + lead
-   covers n bytes at any alignment). In address order the stream reaches DRAM as one sequential
-   run; hints row by row (the first line of eight rows, then their second...) measured 1.15-1.25x
-   slower for fp16 1M-token steps. Macros: a function called inside the loops (every ymm register
-   caller-saved) measured 1.7x slower. */
-typedef struct ropex__sweep_plan { int c, lead; } ropex__sweep_plan;
-static ropex__sweep_plan ropex__sweep_plan_of(size_t n, int np) {
-    ropex__sweep_plan s;
+   lines in address order, a constant C per step (unrolled: no loop per step) after `lead` at the
+   start (ropex__sweep_lead: C * np + lead lines cover n bytes at any alignment). In address order
+   the stream reaches DRAM as one sequential run; hints row by row (the first line of eight rows,
+   then their second...) measured 1.15-1.25x slower for fp16 1M-token steps. Macros: a function
+   called inside the loops (every ymm register caller-saved) measured 1.7x slower. */
+static int ropex__sweep_lead(size_t n, int np, int c) {
     int l = (int)((n + 63) / 64) + 1;
-    s.c = l / np;
-    s.lead = l - s.c * np;
-    return s;
+    return l > c * np ? l - c * np : 0;
 }
-#  define ROPEX__SWEEP_START(cur, p, plan) do { int u_; (cur) = (uintptr_t)(p) & ~(uintptr_t)63; \
-        for (u_ = 0; u_ < (plan).lead; u_++, (cur) += 64) _mm_prefetch((const char *)(cur), _MM_HINT_T0); } while (0)
-#  define ROPEX__SWEEP_STEP(cur, plan) do { int u_; \
-        for (u_ = 0; u_ < (plan).c; u_++, (cur) += 64) _mm_prefetch((const char *)(cur), _MM_HINT_T0); } while (0)
+#  define ROPEX__PF_NEXT(cur) do { _mm_prefetch((const char *)(cur), _MM_HINT_T0); (cur) += 64; } while (0)
+#  define ROPEX__SWEEP_START(cur, p, lead) do { int u_; (cur) = (uintptr_t)(p) & ~(uintptr_t)63; \
+        for (u_ = 0; u_ < (lead); u_++) ROPEX__PF_NEXT(cur); } while (0)
+#  define ROPEX__SWEEP1(cur) ROPEX__PF_NEXT(cur)
+#  define ROPEX__SWEEP2(cur) do { ROPEX__PF_NEXT(cur); ROPEX__PF_NEXT(cur); } while (0)
+#  define ROPEX__SWEEP4(cur) do { ROPEX__SWEEP2(cur); ROPEX__SWEEP2(cur); } while (0)
+#  define ROPEX__SWEEP8(cur) do { ROPEX__SWEEP4(cur); ROPEX__SWEEP4(cur); } while (0)
 #endif
 
 static float ropex__dot_f32(const float *a, const float *b, int n) {
@@ -3329,12 +3328,9 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
                            const unsigned char *pk, size_t pks) {
     int b, j;
 #if defined(ROPEX__ATT_AVX2)
-    ropex__sweep_plan sp = { 0, 0 };
     uintptr_t cur = 0;
-    if (pk) {   /* the next tile's nk key rows (stride pks), swept over the key loops of the block pairs */
-        sp = ropex__sweep_plan_of((size_t)nk * pks, nb / 2 * nk > 0 ? nb / 2 * nk : 1);
-        ROPEX__SWEEP_START(cur, pk, sp);
-    }
+    if (pk)   /* the next tile's nk key rows (stride pks, 17 lines per 16 keys and block pair): one per key and pair */
+        ROPEX__SWEEP_START(cur, pk, ropex__sweep_lead((size_t)nk * pks, nb / 2 * nk, 1));
     for (b = 0; b + 2 <= nb; b += 2) {
         float *a = acc + 32 * b;
         __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
@@ -3359,7 +3355,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
             a6 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 18), a6);
             a7 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 26), a7);
 #undef ROPEX__CV
-            if (pk) ROPEX__SWEEP_STEP(cur, sp);
+            if (pk) ROPEX__SWEEP1(cur);
         }
         _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
         _mm256_storeu_ps(a + 32, a4); _mm256_storeu_ps(a + 40, a5); _mm256_storeu_ps(a + 48, a6); _mm256_storeu_ps(a + 56, a7);
@@ -3409,10 +3405,9 @@ static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, 
     int i = 0, j;
 #if defined(ROPEX__ATT_F16C)
     if (pk) {   /* with hints for the next tile's key rows: one sequential sweep, step (i / 64) * nk + j */
-        ropex__sweep_plan sp = ropex__sweep_plan_of((size_t)nk * pks, n / 64 * nk);
         uintptr_t cur;
-        ROPEX__SWEEP_START(cur, pk, sp);
-#define ROPEX__F16_HINT ROPEX__SWEEP_STEP(cur, sp)
+        ROPEX__SWEEP_START(cur, pk, ropex__sweep_lead((size_t)nk * pks, n / 64 * nk, 2));   /* 64 dims of a key: 2 lines */
+#define ROPEX__F16_HINT ROPEX__SWEEP2(cur)
         for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, ROPEX__F16_HINT);
 #undef ROPEX__F16_HINT
     }
@@ -3755,7 +3750,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
     int kh0 = P->h0 / P->g, kh1 = (P->h1 - 1) / P->g;
     const __m256i ones = _mm256_set1_epi16(1);
     /* pv: a batch's value rows swept over its loop's steps of 32 dims */
-    ropex__sweep_plan sp = ropex__sweep_plan_of(8 * pvs, hd / 32 > 0 ? hd / 32 : 1);
+    int lead = ropex__sweep_lead(8 * pvs, hd / 32 > 0 ? hd / 32 : 1, c->k_type == ROPEX_Q8_0 ? 4 : 8);
     uintptr_t cur = 0;
     for (j0 = 0; j0 < nk; j0 += 8) {
         const unsigned char *kr[8];
@@ -3770,7 +3765,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, r;
                 /* pv: hints for the batch's value rows, spread over the first head's loop */
                 const unsigned char *ph = pv && h == ha ? pv + (size_t)j0 * pvs : NULL;
-                if (ph) ROPEX__SWEEP_START(cur, ph, sp);
+                if (ph) ROPEX__SWEEP_START(cur, ph, lead);
                 if (c->k_type == ROPEX_Q8_0) {
                     const unsigned char *qq = (const unsigned char *)(const void *)qh[h - P->h0];
                     for (b = 0; b < hd / ROPEX_QK; b++) {
@@ -3792,7 +3787,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                         ROPEX__K8(a4, 4); ROPEX__K8(a5, 5); ROPEX__K8(a6, 6); ROPEX__K8(a7, 7);
 #undef ROPEX__K8
 #undef ROPEX__KSCALE
-                        if (ph) ROPEX__SWEEP_STEP(cur, sp);
+                        if (ph) ROPEX__SWEEP4(cur);   /* Q8_0: 8 rows of 34-byte blocks, about 4.25 lines per block */
                     }
                 } else {
                     const float *qv = qh[h - P->h0];
@@ -3811,7 +3806,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                     if (ph) {   /* hd % 32 == 0 here: four steps, then the value-row hints of 32 dims */
                         for (i = 0; i < hd; i += 32) {
                             ROPEX__S8(i); ROPEX__S8(i + 8); ROPEX__S8(i + 16); ROPEX__S8(i + 24);
-                            ROPEX__SWEEP_STEP(cur, sp);
+                            ROPEX__SWEEP8(cur);   /* fp16: 8 rows x 32 dims = 8 lines */
                         }
                     } else
                         for (i = 0; i < hd; i += 8) ROPEX__S8(i);
