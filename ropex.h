@@ -3750,7 +3750,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
     int kh0 = P->h0 / P->g, kh1 = (P->h1 - 1) / P->g;
     const __m256i ones = _mm256_set1_epi16(1);
     /* pv: a batch's value rows swept over its loop's steps of 32 dims */
-    int lead = ropex__sweep_lead(8 * pvs, hd / 32 > 0 ? hd / 32 : 1, c->k_type == ROPEX_Q8_0 ? 4 : 8);
+    int lead = pv ? ropex__sweep_lead(8 * pvs, hd / 32 > 0 ? hd / 32 : 1, c->k_type == ROPEX_Q8_0 ? 4 : 8) : 0;
     uintptr_t cur = 0;
     for (j0 = 0; j0 < nk; j0 += 8) {
         const unsigned char *kr[8];
@@ -3764,8 +3764,11 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
             for (h = ha; h < hb; h++) {
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, r;
                 /* pv: hints for the batch's value rows, spread over the first head's loop */
-                const unsigned char *ph = pv && h == ha ? pv + (size_t)j0 * pvs : NULL;
-                if (ph) ROPEX__SWEEP_START(cur, ph, lead);
+                const unsigned char *ph = NULL;
+                if (pv && h == ha) {
+                    ph = pv + (size_t)j0 * pvs;
+                    ROPEX__SWEEP_START(cur, ph, lead);
+                }
                 if (c->k_type == ROPEX_Q8_0) {
                     const unsigned char *qq = (const unsigned char *)(const void *)qh[h - P->h0];
                     for (b = 0; b < hd / ROPEX_QK; b++) {
