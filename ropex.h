@@ -2998,7 +2998,6 @@ static __m256 ropex__h2f8(const unsigned char *p) {
     memcpy(&h, p, 2);
     return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
-#  define ROPEX__H2F8(p) ropex__h2f8(p)
 #endif
 
 static float ropex__h2f(const unsigned char *b) {
@@ -3341,7 +3340,7 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
             /* the scales converted in vector lanes (one broadcast of the fp16 bits, one conversion,
                one product): fewer instructions than scalar conversion and broadcast, same bits */
             __m256 wj = _mm256_set1_ps(w[j]);
-            __m256 d0 = _mm256_mul_ps(wj, ROPEX__H2F8(x)), d1 = _mm256_mul_ps(wj, ROPEX__H2F8(y));
+            __m256 d0 = _mm256_mul_ps(wj, ropex__h2f8(x)), d1 = _mm256_mul_ps(wj, ropex__h2f8(y));
 #else
             __m256 d0 = _mm256_set1_ps(w[j] * ropex__h2f(x)), d1 = _mm256_set1_ps(w[j] * ropex__h2f(y));
 #endif
@@ -3407,9 +3406,7 @@ static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, 
     if (pk) {   /* with hints for the next tile's key rows: one sequential sweep, step (i / 64) * nk + j */
         uintptr_t cur;
         ROPEX__SWEEP_START(cur, pk, ropex__sweep_lead((size_t)nk * pks, n / 64 * nk, 2));   /* 64 dims of a key: 2 lines */
-#define ROPEX__F16_HINT ROPEX__SWEEP2(cur)
-        for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, ROPEX__F16_HINT);
-#undef ROPEX__F16_HINT
+        for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, ROPEX__SWEEP2(cur));
     }
     for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, (void)0);
     for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F16);
@@ -3750,7 +3747,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
     int kh0 = P->h0 / P->g, kh1 = (P->h1 - 1) / P->g;
     const __m256i ones = _mm256_set1_epi16(1);
     /* pv: a batch's value rows swept over its loop's steps of 32 dims */
-    int lead = pv ? ropex__sweep_lead(8 * pvs, hd / 32 > 0 ? hd / 32 : 1, c->k_type == ROPEX_Q8_0 ? 4 : 8) : 0;
+    int lead = pv ? ropex__sweep_lead(8 * pvs, hd / 32, c->k_type == ROPEX_Q8_0 ? 4 : 8) : 0;   /* pv: hd % 64 == 0 */
     uintptr_t cur = 0;
     for (j0 = 0; j0 < nk; j0 += 8) {
         const unsigned char *kr[8];
@@ -3776,7 +3773,7 @@ static void ropex__att_scores8(const ropex__att_pass *P, const float *const *qh,
                         float dq = ropex__h2f(qq + 34 * b);
 #if defined(ROPEX__ATT_F16C)
                         const __m256 dqv = _mm256_set1_ps(dq);
-#  define ROPEX__KSCALE(x) _mm256_mul_ps(dqv, ROPEX__H2F8(x))
+#  define ROPEX__KSCALE(x) _mm256_mul_ps(dqv, ropex__h2f8(x))
 #else
 #  define ROPEX__KSCALE(x) _mm256_set1_ps(dq * ropex__h2f(x))
 #endif
