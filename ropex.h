@@ -3112,6 +3112,20 @@ static int ropex__sweep_lead(size_t n, int np, int c) {
 #  define ROPEX__SWEEP8(cur) do { ROPEX__SWEEP4(cur); ROPEX__SWEEP4(cur); } while (0)
 #endif
 
+#if defined(ROPEX__ATT_NEON)
+#  if defined(__ARM_FEATURE_FMA)
+#    define ROPEX__NFMA(a, b, c) vfmaq_f32(a, b, c)   /* a + b * c, fused */
+#  else
+#    define ROPEX__NFMA(a, b, c) vmlaq_f32(a, b, c)
+#  endif
+#  if defined(__aarch64__)
+/* four fp16 values (little-endian bytes, any alignment) as floats: AArch64 converts in hardware */
+#    define ROPEX__ATT_NEON_F16 1
+#    define ROPEX__NLD_F16(x, e) vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8((const uint8_t *)(x) + 2 * (e))))
+#  endif
+#  define ROPEX__NLD_F32(x, e) vld1q_f32((const float *)(const void *)(x) + (e))
+#endif
+
 static float ropex__dot_f32(const float *a, const float *b, int n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int i = 0;
@@ -3128,10 +3142,17 @@ static float ropex__dot_f32(const float *a, const float *b, int n) {
 #endif
 #if defined(ROPEX__ATT_NEON)
     {
-        float32x4_t x = vdupq_n_f32(0.0f);
+        /* four independent chains (one would wait on each add's latency) */
+        float32x4_t x = vdupq_n_f32(0.0f), y = x, z = x, u = x;
         float t[4];
-        for (; i + 4 <= n; i += 4) x = vmlaq_f32(x, vld1q_f32(a + i), vld1q_f32(b + i));
-        vst1q_f32(t, x);
+        for (; i + 16 <= n; i += 16) {
+            x = ROPEX__NFMA(x, vld1q_f32(a + i), vld1q_f32(b + i));
+            y = ROPEX__NFMA(y, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+            z = ROPEX__NFMA(z, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+            u = ROPEX__NFMA(u, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+        }
+        for (; i + 4 <= n; i += 4) x = ROPEX__NFMA(x, vld1q_f32(a + i), vld1q_f32(b + i));
+        vst1q_f32(t, vaddq_f32(vaddq_f32(x, y), vaddq_f32(z, u)));
         s0 = t[0]; s1 = t[1]; s2 = t[2]; s3 = t[3];
     }
 #endif
@@ -3153,6 +3174,20 @@ static float ropex__dot_f16(const float *q, const unsigned char *k, int n) {
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), k1, a1);
         }
         return ropex__hsum256(_mm256_add_ps(a0, a1));
+    }
+#elif defined(ROPEX__ATT_NEON_F16)
+    if ((n & 15) == 0) {
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        float t[4];
+        int i;
+        for (i = 0; i < n; i += 16) {
+            a0 = ROPEX__NFMA(a0, vld1q_f32(q + i), ROPEX__NLD_F16(k, i));
+            a1 = ROPEX__NFMA(a1, vld1q_f32(q + i + 4), ROPEX__NLD_F16(k, i + 4));
+            a2 = ROPEX__NFMA(a2, vld1q_f32(q + i + 8), ROPEX__NLD_F16(k, i + 8));
+            a3 = ROPEX__NFMA(a3, vld1q_f32(q + i + 12), ROPEX__NLD_F16(k, i + 12));
+        }
+        vst1q_f32(t, vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+        return (t[0] + t[1]) + (t[2] + t[3]);
     }
 #endif
     {
@@ -3286,10 +3321,16 @@ static void ropex__axpy_f16(float *acc, float w, const unsigned char *v, int n) 
         __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + 2 * i)));
         _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(ww, x, _mm256_loadu_ps(acc + i)));
     }
+#elif defined(ROPEX__ATT_NEON_F16)
+    {
+        const float32x4_t ww = vdupq_n_f32(w);
+        for (; i + 4 <= n; i += 4) vst1q_f32(acc + i, ROPEX__NFMA(vld1q_f32(acc + i), ROPEX__NLD_F16(v, i), ww));
+    }
 #endif
     for (; i < n; i++) acc[i] += w * ropex__h2f(v + 2 * i);
 }
 
+#if !defined(ROPEX__ATT_NEON)   /* NEON: ropex__vacc_q8 keeps a block in registers across the tile */
 static void ropex__axpy_q8(float *acc, float w, const unsigned char *v, int nb) {
     int b;
     for (b = 0; b < nb; b++) {
@@ -3304,22 +3345,33 @@ static void ropex__axpy_q8(float *acc, float w, const unsigned char *v, int nb) 
             __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
             _mm256_storeu_ps(a + i, _mm256_fmadd_ps(ww, f, _mm256_loadu_ps(a + i)));
         }
-#elif defined(ROPEX__ATT_NEON)
-        int i;
-        for (i = 0; i < 32; i += 16) {
-            int8x16_t q = vld1q_s8((const int8_t *)(const void *)(x + 2 + i));
-            int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_s8(vget_high_s8(q));
-            vst1q_f32(a + i, vmlaq_n_f32(vld1q_f32(a + i), vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), wd));
-            vst1q_f32(a + i + 4, vmlaq_n_f32(vld1q_f32(a + i + 4), vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), wd));
-            vst1q_f32(a + i + 8, vmlaq_n_f32(vld1q_f32(a + i + 8), vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), wd));
-            vst1q_f32(a + i + 12, vmlaq_n_f32(vld1q_f32(a + i + 12), vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), wd));
-        }
 #else
         int i;
         for (i = 0; i < 32; i++) a[i] += wd * (float)(signed char)x[2 + i];
 #endif
     }
 }
+#endif
+
+#if defined(ROPEX__ATT_NEON)
+/* acc[i..i+32) += sum_j w[j] * row_j[i..i+32): 32 dims in registers across the tile's nk rows
+   (one load and store per tile instead of per key); LD(x, e) the four values e..e+3 of row x. */
+#define ROPEX__NVACC32(LD) do { \
+        float *a = acc + i; \
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4), a2 = vld1q_f32(a + 8), a3 = vld1q_f32(a + 12); \
+        float32x4_t a4 = vld1q_f32(a + 16), a5 = vld1q_f32(a + 20), a6 = vld1q_f32(a + 24), a7 = vld1q_f32(a + 28); \
+        for (j = 0; j < nk; j++) { \
+            const unsigned char *x = v + (size_t)j * vs; \
+            const float32x4_t ww = vdupq_n_f32(w[j]); \
+            a0 = ROPEX__NFMA(a0, LD(x, i), ww); a1 = ROPEX__NFMA(a1, LD(x, i + 4), ww); \
+            a2 = ROPEX__NFMA(a2, LD(x, i + 8), ww); a3 = ROPEX__NFMA(a3, LD(x, i + 12), ww); \
+            a4 = ROPEX__NFMA(a4, LD(x, i + 16), ww); a5 = ROPEX__NFMA(a5, LD(x, i + 20), ww); \
+            a6 = ROPEX__NFMA(a6, LD(x, i + 24), ww); a7 = ROPEX__NFMA(a7, LD(x, i + 28), ww); \
+        } \
+        vst1q_f32(a, a0); vst1q_f32(a + 4, a1); vst1q_f32(a + 8, a2); vst1q_f32(a + 12, a3); \
+        vst1q_f32(a + 16, a4); vst1q_f32(a + 20, a5); vst1q_f32(a + 24, a6); vst1q_f32(a + 28, a7); \
+    } while (0)
+#endif
 
 /* acc[0..32*nb) += sum_j w[j] * v_j over nk rows of Q8_0 blocks: accumulators stay in registers
    across the tile (64 dims at a time), one store per tile instead of one per key. */
@@ -3361,6 +3413,30 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
     }
     for (; b < nb; b++)
         for (j = 0; j < nk; j++) ropex__axpy_q8(acc + 32 * b, w[j], v + (size_t)j * vs + 34 * b, 1);
+#elif defined(ROPEX__ATT_NEON)
+    (void)pk; (void)pks;
+    for (b = 0; b < nb; b++) {   /* a block's 32 dims in registers across the tile */
+        float *a = acc + 32 * b;
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4), a2 = vld1q_f32(a + 8), a3 = vld1q_f32(a + 12);
+        float32x4_t a4 = vld1q_f32(a + 16), a5 = vld1q_f32(a + 20), a6 = vld1q_f32(a + 24), a7 = vld1q_f32(a + 28);
+        for (j = 0; j < nk; j++) {
+            const unsigned char *x = v + (size_t)j * vs + 34 * b;
+            const float32x4_t wd = vdupq_n_f32(w[j] * ropex__h2f(x));
+            int8x16_t q0 = vld1q_s8((const int8_t *)(const void *)(x + 2)), q1 = vld1q_s8((const int8_t *)(const void *)(x + 18));
+            int16x8_t l0 = vmovl_s8(vget_low_s8(q0)), h0 = vmovl_s8(vget_high_s8(q0));
+            int16x8_t l1 = vmovl_s8(vget_low_s8(q1)), h1 = vmovl_s8(vget_high_s8(q1));
+            a0 = ROPEX__NFMA(a0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(l0))), wd);
+            a1 = ROPEX__NFMA(a1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(l0))), wd);
+            a2 = ROPEX__NFMA(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), wd);
+            a3 = ROPEX__NFMA(a3, vcvtq_f32_s32(vmovl_s16(vget_high_s16(h0))), wd);
+            a4 = ROPEX__NFMA(a4, vcvtq_f32_s32(vmovl_s16(vget_low_s16(l1))), wd);
+            a5 = ROPEX__NFMA(a5, vcvtq_f32_s32(vmovl_s16(vget_high_s16(l1))), wd);
+            a6 = ROPEX__NFMA(a6, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), wd);
+            a7 = ROPEX__NFMA(a7, vcvtq_f32_s32(vmovl_s16(vget_high_s16(h1))), wd);
+        }
+        vst1q_f32(a, a0); vst1q_f32(a + 4, a1); vst1q_f32(a + 8, a2); vst1q_f32(a + 12, a3);
+        vst1q_f32(a + 16, a4); vst1q_f32(a + 20, a5); vst1q_f32(a + 24, a6); vst1q_f32(a + 28, a7);
+    }
 #else
     (void)pk; (void)pks;
     for (b = 0; b < nb; b++)
@@ -3410,6 +3486,8 @@ static void ropex__vacc_f16(float *acc, const float *w, const unsigned char *v, 
     }
     for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F16, (void)0);
     for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F16);
+#elif defined(ROPEX__ATT_NEON_F16)
+    for (; i + 32 <= n; i += 32) ROPEX__NVACC32(ROPEX__NLD_F16);
 #endif
     (void)pk; (void)pks;
     if (i < n)
@@ -3521,6 +3599,8 @@ static void ropex__vacc_f32(float *acc, const float *w, const unsigned char *v, 
 #if defined(ROPEX__ATT_AVX2)
     for (; i + 64 <= n; i += 64) ROPEX__VACC64(ROPEX__LD_F32, (void)0);
     for (; i + 8 <= n; i += 8) ROPEX__VACC8(ROPEX__LD_F32);
+#elif defined(ROPEX__ATT_NEON)
+    for (; i + 32 <= n; i += 32) ROPEX__NVACC32(ROPEX__NLD_F32);
 #endif
     if (i < n)
         for (j = 0; j < nk; j++) ropex__axpy_f32(acc + i, w[j], (const float *)(const void *)(v + (size_t)j * vs) + i, n - i);
