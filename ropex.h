@@ -3526,6 +3526,19 @@ static __m256 ropex__exp8(__m256 x) {
 /* Two query heads sharing a kv head (grouped-query attention): each value row converts once for
    both heads. Per head the sums are those of ropex__vacc_q8 / ropex__vacc_f16 (one fma per element
    and key in key order, the same weight-scale products): the same bits, fewer conversions. */
+#if defined(ROPEX__ATT_F16C)
+/* 32 dims of two heads in registers: a0..a3 at a (head 0), e0..e3 at e (head 1); the values f0..f3
+   weighted by u (head 0) and t (head 1) */
+#define ROPEX__PAIR_LOAD() do { a0 = _mm256_loadu_ps(a); a1 = _mm256_loadu_ps(a + 8); a2 = _mm256_loadu_ps(a + 16); \
+        a3 = _mm256_loadu_ps(a + 24); e0 = _mm256_loadu_ps(e); e1 = _mm256_loadu_ps(e + 8); e2 = _mm256_loadu_ps(e + 16); \
+        e3 = _mm256_loadu_ps(e + 24); } while (0)
+#define ROPEX__PAIR_FMA(u, t) do { a0 = _mm256_fmadd_ps(u, f0, a0); a1 = _mm256_fmadd_ps(u, f1, a1); \
+        a2 = _mm256_fmadd_ps(u, f2, a2); a3 = _mm256_fmadd_ps(u, f3, a3); e0 = _mm256_fmadd_ps(t, f0, e0); \
+        e1 = _mm256_fmadd_ps(t, f1, e1); e2 = _mm256_fmadd_ps(t, f2, e2); e3 = _mm256_fmadd_ps(t, f3, e3); } while (0)
+#define ROPEX__PAIR_STORE() do { _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); \
+        _mm256_storeu_ps(a + 24, a3); _mm256_storeu_ps(e, e0); _mm256_storeu_ps(e + 8, e1); _mm256_storeu_ps(e + 16, e2); \
+        _mm256_storeu_ps(e + 24, e3); } while (0)
+#endif
 static void ropex__vacc_q8_2(float *acc0, float *acc1, const float *w0, const float *w1, const unsigned char *v,
                              size_t vs, int nk, int nb, const unsigned char *pk, size_t pks) {
 #if defined(ROPEX__ATT_F16C)
@@ -3535,8 +3548,8 @@ static void ropex__vacc_q8_2(float *acc0, float *acc1, const float *w0, const fl
         ROPEX__SWEEP_START(cur, pk, ropex__sweep_lead((size_t)nk * pks, nb * nk, 1));
     for (b = 0; b < nb; b++) {
         float *a = acc0 + 32 * b, *e = acc1 + 32 * b;
-        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
-        __m256 e0 = _mm256_loadu_ps(e), e1 = _mm256_loadu_ps(e + 8), e2 = _mm256_loadu_ps(e + 16), e3 = _mm256_loadu_ps(e + 24);
+        __m256 a0, a1, a2, a3, e0, e1, e2, e3;
+        ROPEX__PAIR_LOAD();
         for (j = 0; j < nk; j++) {
             const unsigned char *x = v + (size_t)j * vs + 34 * b;
             __m256 d = ropex__h2f8(x);
@@ -3544,14 +3557,10 @@ static void ropex__vacc_q8_2(float *acc0, float *acc1, const float *w0, const fl
 #define ROPEX__CV(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
             __m256 f0 = ROPEX__CV(x + 2), f1 = ROPEX__CV(x + 10), f2 = ROPEX__CV(x + 18), f3 = ROPEX__CV(x + 26);
 #undef ROPEX__CV
-            a0 = _mm256_fmadd_ps(d0, f0, a0); a1 = _mm256_fmadd_ps(d0, f1, a1);
-            a2 = _mm256_fmadd_ps(d0, f2, a2); a3 = _mm256_fmadd_ps(d0, f3, a3);
-            e0 = _mm256_fmadd_ps(d1, f0, e0); e1 = _mm256_fmadd_ps(d1, f1, e1);
-            e2 = _mm256_fmadd_ps(d1, f2, e2); e3 = _mm256_fmadd_ps(d1, f3, e3);
+            ROPEX__PAIR_FMA(d0, d1);
             if (pk) ROPEX__SWEEP1(cur);
         }
-        _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
-        _mm256_storeu_ps(e, e0); _mm256_storeu_ps(e + 8, e1); _mm256_storeu_ps(e + 16, e2); _mm256_storeu_ps(e + 24, e3);
+        ROPEX__PAIR_STORE();
     }
 #else
     ropex__vacc_q8(acc0, w0, v, vs, nk, nb, pk, pks);
@@ -3569,20 +3578,16 @@ static void ropex__vacc_f16_2(float *acc0, float *acc1, const float *w0, const f
         ROPEX__SWEEP_START(cur, pk, ropex__sweep_lead((size_t)nk * pks, n / 32 * nk, 1));
     for (; i + 32 <= n; i += 32) {
         float *a = acc0 + i, *e = acc1 + i;
-        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8), a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
-        __m256 e0 = _mm256_loadu_ps(e), e1 = _mm256_loadu_ps(e + 8), e2 = _mm256_loadu_ps(e + 16), e3 = _mm256_loadu_ps(e + 24);
+        __m256 a0, a1, a2, a3, e0, e1, e2, e3;
+        ROPEX__PAIR_LOAD();
         for (j = 0; j < nk; j++) {
             const unsigned char *x = v + (size_t)j * vs;
             __m256 f0 = ROPEX__LD_F16(x, i), f1 = ROPEX__LD_F16(x, i + 8), f2 = ROPEX__LD_F16(x, i + 16), f3 = ROPEX__LD_F16(x, i + 24);
             __m256 u = _mm256_set1_ps(w0[j]), t = _mm256_set1_ps(w1[j]);
-            a0 = _mm256_fmadd_ps(u, f0, a0); a1 = _mm256_fmadd_ps(u, f1, a1);
-            a2 = _mm256_fmadd_ps(u, f2, a2); a3 = _mm256_fmadd_ps(u, f3, a3);
-            e0 = _mm256_fmadd_ps(t, f0, e0); e1 = _mm256_fmadd_ps(t, f1, e1);
-            e2 = _mm256_fmadd_ps(t, f2, e2); e3 = _mm256_fmadd_ps(t, f3, e3);
+            ROPEX__PAIR_FMA(u, t);
             if (pk) ROPEX__SWEEP1(cur);
         }
-        _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
-        _mm256_storeu_ps(e, e0); _mm256_storeu_ps(e + 8, e1); _mm256_storeu_ps(e + 16, e2); _mm256_storeu_ps(e + 24, e3);
+        ROPEX__PAIR_STORE();
     }
     if (i > 0) pk = NULL;
 #endif
@@ -3591,7 +3596,6 @@ static void ropex__vacc_f16_2(float *acc0, float *acc1, const float *w0, const f
         ropex__vacc_f16(acc1 + i, w1, v + 2 * (size_t)i, vs, nk, n - i, NULL, pks);
     }
 }
-
 
 /* Same for float rows. */
 static void ropex__vacc_f32(float *acc, const float *w, const unsigned char *v, size_t vs, int nk, int n) {
