@@ -3110,6 +3110,8 @@ static int ropex__sweep_lead(size_t n, int np, int c) {
 #  define ROPEX__SWEEP2(cur) do { ROPEX__PF_NEXT(cur); ROPEX__PF_NEXT(cur); } while (0)
 #  define ROPEX__SWEEP4(cur) do { ROPEX__SWEEP2(cur); ROPEX__SWEEP2(cur); } while (0)
 #  define ROPEX__SWEEP8(cur) do { ROPEX__SWEEP4(cur); ROPEX__SWEEP4(cur); } while (0)
+/* eight int8 values at p as floats */
+#  define ROPEX__LD_Q8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
 #endif
 
 #if defined(ROPEX__ATT_NEON)
@@ -3396,16 +3398,14 @@ static void ropex__vacc_q8(float *acc, const float *w, const unsigned char *v, s
 #else
             __m256 d0 = _mm256_set1_ps(w[j] * ropex__h2f(x)), d1 = _mm256_set1_ps(w[j] * ropex__h2f(y));
 #endif
-#define ROPEX__CV(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
-            a0 = _mm256_fmadd_ps(d0, ROPEX__CV(x + 2), a0);
-            a1 = _mm256_fmadd_ps(d0, ROPEX__CV(x + 10), a1);
-            a2 = _mm256_fmadd_ps(d0, ROPEX__CV(x + 18), a2);
-            a3 = _mm256_fmadd_ps(d0, ROPEX__CV(x + 26), a3);
-            a4 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 2), a4);
-            a5 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 10), a5);
-            a6 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 18), a6);
-            a7 = _mm256_fmadd_ps(d1, ROPEX__CV(y + 26), a7);
-#undef ROPEX__CV
+            a0 = _mm256_fmadd_ps(d0, ROPEX__LD_Q8(x + 2), a0);
+            a1 = _mm256_fmadd_ps(d0, ROPEX__LD_Q8(x + 10), a1);
+            a2 = _mm256_fmadd_ps(d0, ROPEX__LD_Q8(x + 18), a2);
+            a3 = _mm256_fmadd_ps(d0, ROPEX__LD_Q8(x + 26), a3);
+            a4 = _mm256_fmadd_ps(d1, ROPEX__LD_Q8(y + 2), a4);
+            a5 = _mm256_fmadd_ps(d1, ROPEX__LD_Q8(y + 10), a5);
+            a6 = _mm256_fmadd_ps(d1, ROPEX__LD_Q8(y + 18), a6);
+            a7 = _mm256_fmadd_ps(d1, ROPEX__LD_Q8(y + 26), a7);
             if (pk) ROPEX__SWEEP1(cur);
         }
         _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1); _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
@@ -3523,9 +3523,6 @@ static __m256 ropex__exp8(__m256 x) {
 }
 #endif
 
-/* Two query heads sharing a kv head (grouped-query attention): each value row converts once for
-   both heads. Per head the sums are those of ropex__vacc_q8 / ropex__vacc_f16 (one fma per element
-   and key in key order, the same weight-scale products): the same bits, fewer conversions. */
 #if defined(ROPEX__ATT_F16C)
 /* 32 dims of two heads in registers: a0..a3 at a (head 0), e0..e3 at e (head 1); the values f0..f3
    weighted by u (head 0) and t (head 1) */
@@ -3539,6 +3536,9 @@ static __m256 ropex__exp8(__m256 x) {
         _mm256_storeu_ps(a + 24, a3); _mm256_storeu_ps(e, e0); _mm256_storeu_ps(e + 8, e1); _mm256_storeu_ps(e + 16, e2); \
         _mm256_storeu_ps(e + 24, e3); } while (0)
 #endif
+/* Two query heads sharing a kv head (grouped-query attention): each value row converts once for
+   both heads. Per head the sums are those of ropex__vacc_q8 / ropex__vacc_f16 (one fma per element
+   and key in key order, the same weight-scale products): the same bits, fewer conversions. */
 static void ropex__vacc_q8_2(float *acc0, float *acc1, const float *w0, const float *w1, const unsigned char *v,
                              size_t vs, int nk, int nb, const unsigned char *pk, size_t pks) {
 #if defined(ROPEX__ATT_F16C)
@@ -3554,9 +3554,7 @@ static void ropex__vacc_q8_2(float *acc0, float *acc1, const float *w0, const fl
             const unsigned char *x = v + (size_t)j * vs + 34 * b;
             __m256 d = ropex__h2f8(x);
             __m256 d0 = _mm256_mul_ps(_mm256_set1_ps(w0[j]), d), d1 = _mm256_mul_ps(_mm256_set1_ps(w1[j]), d);
-#define ROPEX__CV(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
-            __m256 f0 = ROPEX__CV(x + 2), f1 = ROPEX__CV(x + 10), f2 = ROPEX__CV(x + 18), f3 = ROPEX__CV(x + 26);
-#undef ROPEX__CV
+            __m256 f0 = ROPEX__LD_Q8(x + 2), f1 = ROPEX__LD_Q8(x + 10), f2 = ROPEX__LD_Q8(x + 18), f3 = ROPEX__LD_Q8(x + 26);
             ROPEX__PAIR_FMA(d0, d1);
             if (pk) ROPEX__SWEEP1(cur);
         }
