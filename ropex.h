@@ -3113,11 +3113,11 @@ static int ropex__sweep_lead(size_t n, int np, int c) {
 /* Before the attention kernels' key loops: clang (14) otherwise unrolls them and hoists every
    row's widening ahead of the multiply-adds, which spills the accumulators (Q8_0 steps 1.2-1.4x
    and grouped-query fp16 steps 1.46x the time of gcc's build); gcc keeps them as written. */
-#if defined(__clang__)
-#  define ROPEX__LOOP_PLAIN _Pragma("clang loop unroll(disable) vectorize(disable) distribute(disable)")
-#else
-#  define ROPEX__LOOP_PLAIN
-#endif
+#  if defined(__clang__)
+#    define ROPEX__LOOP_PLAIN _Pragma("clang loop unroll(disable) vectorize(disable) distribute(disable)")
+#  else
+#    define ROPEX__LOOP_PLAIN
+#  endif
 /* eight int8 values at p as floats */
 #  define ROPEX__LD_Q8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
 #endif
