@@ -1463,9 +1463,13 @@ static void ropex__mm_rows_ref(const ropex__mm_job *j, size_t r0, size_t r1) {
 /* ---- AVX2 (+FMA, F16C when available) ---- */
 ROPEX__Q_INLINE __m128 ropex__avx2_d4(const unsigned char *p, size_t rb) {
 #if defined(__F16C__) && defined(__x86_64__)
-    /* assemble the four halves in a general register: keeps the vector pipes free */
-    uint64_t u = (uint64_t)ropex__q_ld16(p) | ((uint64_t)ropex__q_ld16(p + rb) << 16) |
-                 ((uint64_t)ropex__q_ld16(p + 2 * rb) << 32) | ((uint64_t)ropex__q_ld16(p + 3 * rb) << 48);
+    /* assemble the four halves in a general register: keeps the vector pipes free. memcpy loads
+       (x86 is little-endian): clang 14 turns the byte-wise ropex__q_ld16 here into byte loads,
+       shifts and ors (GGML-layout Q4_0 matvec 1.2-1.3x the time of gcc's build) */
+    uint16_t h0, h1, h2, h3;
+    uint64_t u;
+    memcpy(&h0, p, 2); memcpy(&h1, p + rb, 2); memcpy(&h2, p + 2 * rb, 2); memcpy(&h3, p + 3 * rb, 2);
+    u = (uint64_t)h0 | ((uint64_t)h1 << 16) | ((uint64_t)h2 << 32) | ((uint64_t)h3 << 48);
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)u));
 #elif defined(__F16C__)
     __m128i h = _mm_setr_epi16((short)ropex__q_ld16(p), (short)ropex__q_ld16(p + rb), (short)ropex__q_ld16(p + 2 * rb),
