@@ -3008,6 +3008,8 @@ static float ropex__h2f(const unsigned char *b) {
     uint16_t h = (uint16_t)(b[0] | (b[1] << 8));
 #if defined(ROPEX__ATT_F16C)
     return _cvtsh_ss(h);
+#elif defined(ROPEX__ATT_NEON) && defined(__aarch64__)
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);   /* fcvtl: the same values */
 #else
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
     union { uint32_t u; float f; } o;
